@@ -1,0 +1,1 @@
+"""bpsync-dagster: the Bigpicture dataset sync service of the Sensitive Data Archive, as a Dagster project."""

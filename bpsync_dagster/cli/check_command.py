@@ -1,0 +1,64 @@
+"""`bpsync check`: load the configuration and keys, open every connection, report each."""
+
+from collections.abc import Callable
+
+from bpsync_dagster.broker import check_queue
+from bpsync_dagster.c4gh import load_node_keys
+from bpsync_dagster.configuration import Settings, service_settings
+from bpsync_dagster.remote_api import RemoteSyncApi
+from bpsync_dagster.sda_database import SdaDatabase
+from bpsync_dagster.storage import ArchiveStorage, SyncStorage
+
+Check = Callable[[Settings], list[tuple[str, str]]]
+
+
+def _keys(settings: Settings) -> list[tuple[str, str]]:
+    load_node_keys(settings.crypt4gh)
+    return [("crypt4gh keys", "ok")]
+
+
+def _database(settings: Settings) -> list[tuple[str, str]]:
+    database = SdaDatabase(settings.database)
+    with database.connect() as connection:
+        version = database.check_schema_version(connection)
+    return [(f"database {database.describe()}", f"ok (schema version {version})")]
+
+
+def _broker(settings: Settings) -> list[tuple[str, str]]:
+    broker = settings.broker
+    return [(f"broker {broker.host}:{broker.port} queue {broker.queue}", check_queue(broker))]
+
+
+def _storages(settings: Settings) -> list[tuple[str, str]]:
+    return [*ArchiveStorage(settings.archive).check(), *SyncStorage(settings.sync).check()]
+
+
+def _remote(settings: Settings) -> list[tuple[str, str]]:
+    remote = RemoteSyncApi(settings.remote, connect_timeout_seconds=5, read_timeout_seconds=10)
+    return [(f"remote API {remote.url}", remote.reachability())]
+
+
+CHECKS: dict[str, Check] = {
+    "crypt4gh keys": _keys,
+    "database": _database,
+    "broker": _broker,
+    "storage": _storages,
+    "remote API": _remote,
+}
+
+
+def check() -> int:
+    """Exit status 0 when everything is ok; usable as a readiness probe."""
+    settings = service_settings()
+    print(f"config: ok (sync.centerPrefix {settings.center_prefix})")
+    for warning in settings.warnings:
+        print(warning)
+    results: list[tuple[str, str]] = []
+    for subject, run_check in CHECKS.items():
+        try:
+            results += run_check(settings)
+        except Exception as error:
+            results.append((subject, str(error)))
+    for subject, result in results:
+        print(f"{subject}: {result}")
+    return 0 if all(result.startswith("ok") for _, result in results) else 1

@@ -1,0 +1,50 @@
+"""The `bpsync` command: `sync`, `reexecute` and `check`."""
+
+import argparse
+import sys
+
+from dagster import DagsterInstance
+from dagster._core.errors import DagsterHomeNotSetError
+
+from bpsync_dagster.c4gh import KeyLoadError, load_node_keys
+from bpsync_dagster.cli import runs
+from bpsync_dagster.cli.check_command import check
+from bpsync_dagster.configuration import ConfigError, service_settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bpsync", description="Bigpicture dataset sync on Dagster.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    sync = commands.add_parser("sync", help="sync one dataset now, recorded as a Dagster run")
+    sync.add_argument("dataset_id")
+    sync.add_argument("accession_ids", nargs="*", help="files to sync (default: every file of the dataset)")
+    sync.add_argument("--parallel-files", type=int, default=4, help="files copied at the same time (default 4)")
+    reexecute = commands.add_parser("reexecute", help="re-execute a failed run from its failed step")
+    reexecute.add_argument("run_id")
+    commands.add_parser("check", help="check the configuration, keys and every connection")
+    return parser
+
+
+def _run(arguments: argparse.Namespace) -> int:
+    if arguments.command == "check":
+        return check()
+    load_node_keys(service_settings().crypt4gh)
+    instance = DagsterInstance.get()
+    if arguments.command == "sync":
+        config = runs.sync_run_config(arguments.dataset_id, arguments.accession_ids, arguments.parallel_files)
+        run = runs.create_sync_run(instance, arguments.dataset_id, config)
+    else:
+        run = runs.create_reexecution_from_failure(instance, arguments.run_id)
+    return runs.execute_with_progress(instance, run)
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = _parser().parse_args(argv)
+    try:
+        return _run(arguments)
+    except (ConfigError, KeyLoadError, runs.RunNotFound) as error:
+        print(f"bpsync: {error}", file=sys.stderr)
+        return 2
+    except DagsterHomeNotSetError:
+        print("bpsync: DAGSTER_HOME is not set: set it to the folder that holds dagster.yaml", file=sys.stderr)
+        return 2

@@ -1,0 +1,142 @@
+"""Execute `sync_dataset` runs in this process, recorded in the Dagster instance at `DAGSTER_HOME`.
+
+Runs get the same origin as when the webserver loads the root `workspace.yaml`, so the UI shows
+them like any run and can re-execute them.
+"""
+
+import sys
+
+from dagster import DagsterEvent, DagsterEventType, DagsterInstance
+from dagster._core.definitions.reconstruct import ReconstructableJob, ReconstructableRepository
+from dagster._core.execution.api import create_execution_plan, execute_run_iterator
+from dagster._core.execution.plan.plan import ExecutionPlan
+from dagster._core.execution.plan.state import KnownExecutionState
+from dagster._core.remote_origin import (
+    ManagedGrpcPythonEnvCodeLocationOrigin,
+    RemoteJobOrigin,
+    RemoteRepositoryOrigin,
+)
+from dagster._core.storage.dagster_run import DagsterRun
+from dagster._core.storage.tags import PARENT_RUN_ID_TAG, RESUME_RETRY_TAG, ROOT_RUN_ID_TAG
+from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+from dagster._utils.error import SerializableErrorInfo
+
+from bpsync_dagster.definitions import LOCATION_NAME
+from bpsync_dagster.jobs import DATASET_TAG, sync_dataset
+
+DEFINITIONS_MODULE = "bpsync_dagster.definitions"
+REPOSITORY_NAME = "__repository__"
+
+
+class RunNotFound(Exception):
+    """The run to re-execute is not in the instance."""
+
+
+def reconstructable_job() -> ReconstructableJob:
+    repository = ReconstructableRepository.for_module(DEFINITIONS_MODULE, "defs", working_directory=None)
+    return repository.get_reconstructable_job(sync_dataset.name)
+
+
+def remote_origin() -> RemoteJobOrigin:
+    location = ManagedGrpcPythonEnvCodeLocationOrigin(
+        LoadableTargetOrigin(executable_path=sys.executable, module_name=DEFINITIONS_MODULE),
+        location_name=LOCATION_NAME,
+    )
+    return RemoteJobOrigin(RemoteRepositoryOrigin(location, REPOSITORY_NAME), sync_dataset.name)
+
+
+def sync_run_config(dataset_id: str, accession_ids: list[str], parallel_files: int) -> dict[str, object]:
+    return {
+        "ops": {
+            "fetch_file_records": {"config": {"dataset_id": dataset_id, "accession_ids": accession_ids}},
+            "copy_files": {"config": {"parallel_files": parallel_files}},
+        },
+        "loggers": {"console": {"config": {"log_level": "INFO"}}},
+    }
+
+
+def create_sync_run(instance: DagsterInstance, dataset_id: str, run_config: dict[str, object]) -> DagsterRun:
+    job = reconstructable_job()
+    return instance.create_run_for_job(
+        job_def=job.get_definition(),
+        run_config=run_config,
+        tags={DATASET_TAG: dataset_id},
+        remote_job_origin=remote_origin(),
+        job_code_origin=job.get_python_origin(),
+    )
+
+
+def create_reexecution_from_failure(instance: DagsterInstance, parent_run_id: str) -> DagsterRun:
+    """A run of the parent's failed and skipped steps, reusing the outputs of its successful ones."""
+    parent = instance.get_run_by_id(parent_run_id)
+    if parent is None:
+        raise RunNotFound(f"run {parent_run_id} is not in the Dagster instance at DAGSTER_HOME")
+    job = reconstructable_job()
+    step_keys, known_state = KnownExecutionState.build_resume_retry_reexecution(instance=instance, parent_run=parent)
+    plan: ExecutionPlan = create_execution_plan(
+        job, parent.run_config, step_keys_to_execute=step_keys, known_state=known_state, tags=parent.tags
+    )
+    root_run_id = parent.root_run_id or parent.run_id
+    return instance.create_run_for_job(
+        job_def=job.get_definition(),
+        execution_plan=plan,
+        run_config=parent.run_config,
+        tags={
+            **{key: value for key, value in parent.tags.items() if not key.startswith("dagster/")},
+            PARENT_RUN_ID_TAG: parent.run_id,
+            ROOT_RUN_ID_TAG: root_run_id,
+            RESUME_RETRY_TAG: "true",
+        },
+        root_run_id=root_run_id,
+        parent_run_id=parent.run_id,
+        remote_job_origin=remote_origin(),
+        job_code_origin=job.get_python_origin(),
+    )
+
+
+def innermost_message(error: SerializableErrorInfo) -> str:
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip().split("\n")[0]
+
+
+def failure_reason(event: DagsterEvent) -> str:
+    data = event.step_failure_data
+    if data.user_failure_data is not None and data.user_failure_data.description:
+        return data.user_failure_data.description
+    return innermost_message(data.error) if data.error else "unknown error"
+
+
+def execute_with_progress(instance: DagsterInstance, run: DagsterRun) -> int:
+    """Execute the run, print each step and a summary; exit status 0 on success."""
+    dataset_id = run.tags.get(DATASET_TAG, "?")
+    print(f"bpsync: dataset {dataset_id}: run {run.run_id}", flush=True)
+    outputs: dict[str, dict[str, object]] = {}
+    failure: DagsterEvent | None = None
+    for event in execute_run_iterator(reconstructable_job(), run, instance):
+        step = event.step_key
+        if event.event_type == DagsterEventType.STEP_START:
+            print(f"  {step} ...", flush=True)
+        elif event.event_type == DagsterEventType.STEP_OUTPUT:
+            outputs[step] = {key: value.value for key, value in event.step_output_data.metadata.items()}
+        elif event.event_type == DagsterEventType.STEP_UP_FOR_RETRY:
+            print(f"  {step} will retry: {innermost_message(event.step_retry_data.error)}", flush=True)
+        elif event.event_type == DagsterEventType.STEP_SUCCESS:
+            print(f"  {step} done", flush=True)
+        elif event.event_type == DagsterEventType.STEP_FAILURE and failure is None:
+            failure = event
+    finished = instance.get_run_by_id(run.run_id)
+    if failure is not None or finished is None or not finished.is_success:
+        where = f" in step {failure.step_key}" if failure else ""
+        reason = failure_reason(failure) if failure else "the run did not succeed"
+        print(f"bpsync: dataset {dataset_id}: sync failed{where}: {reason}", file=sys.stderr)
+        print(f"bpsync: re-execute it from failure with: bpsync reexecute {run.run_id}", file=sys.stderr)
+        return 1
+    copied = outputs.get("copy_files", {})
+    posted = outputs.get("post_manifest", {})
+    print(
+        f"bpsync: dataset {dataset_id} synced: {copied.get('files_copied', 0)} files copied, "
+        f"{copied.get('files_skipped', 0)} already in place, {copied.get('bytes_copied', 0)} bytes; "
+        f"manifest accepted by {posted.get('remote_url')} (HTTP {posted.get('http_status')})"
+    )
+    return 0

@@ -1,0 +1,45 @@
+"""The service's configuration: SDA's YAML file and environment variables, as typed settings."""
+
+import functools
+import logging
+
+from bpsync_dagster.configuration.errors import ConfigError
+from bpsync_dagster.configuration.loader import env_name, load_settings
+from bpsync_dagster.configuration.settings import (
+    BrokerSettings,
+    Crypt4ghSettings,
+    DatabaseSettings,
+    PosixStorage,
+    RemoteApiSettings,
+    S3Storage,
+    Settings,
+    StorageEntry,
+    StorageSettings,
+)
+
+__all__ = [
+    "BrokerSettings",
+    "ConfigError",
+    "Crypt4ghSettings",
+    "DatabaseSettings",
+    "PosixStorage",
+    "RemoteApiSettings",
+    "S3Storage",
+    "Settings",
+    "StorageEntry",
+    "StorageSettings",
+    "env_name",
+    "load_settings",
+    "service_settings",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@functools.cache
+def service_settings() -> Settings:
+    """The process's settings, read from the environment and `CONFIG_FILE` on first use."""
+    settings = load_settings()
+    for warning in settings.warnings:
+        logger.warning(warning)
+    return settings

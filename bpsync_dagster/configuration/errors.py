@@ -1,0 +1,8 @@
+"""The error every configuration problem is reported as."""
+
+
+class ConfigError(Exception):
+    """A missing or malformed configuration key; its message is one line naming the key."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"config: {problem}")

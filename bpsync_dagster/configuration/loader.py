@@ -1,0 +1,352 @@
+"""Read the SDA-compatible configuration: a YAML file plus environment overrides.
+
+A key's environment form is its dotted path upper-cased with `.` turned into `_`; YAML keys are
+case-insensitive; an empty environment variable counts as unset. Storage is YAML only.
+"""
+
+import os
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import TypeVar
+
+import yaml
+
+from bpsync_dagster.configuration.errors import ConfigError
+from bpsync_dagster.configuration.settings import (
+    BrokerSettings,
+    Crypt4ghSettings,
+    DatabaseSettings,
+    LogSettings,
+    PosixStorage,
+    RemoteApiSettings,
+    S3Storage,
+    SchemaSettings,
+    Settings,
+    StorageSettings,
+)
+from bpsync_dagster.configuration.sizes import parse_data_size
+
+DEFAULT_CONFIG_FILE = Path("/config.yaml")
+LOG_LEVELS = ("trace", "debug", "info", "warn", "warning", "error", "fatal", "panic")
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+CHUNK_SIZE_MIN = 5 * 1024**2
+CHUNK_SIZE_MAX = 1024**3
+STORAGE_ENTRY_KEYS = frozenset(
+    {
+        "path",
+        "endpoint",
+        "access_key",
+        "secret_key",
+        "region",
+        "ca_cert",
+        "disable_https",
+        "chunk_size",
+        "bucket_prefix",
+        "max_buckets",
+        "max_objects",
+        "max_size",
+        "writer_disabled",
+    }
+)
+_TRUE = ("true", "1", "yes", "on")
+_FALSE = ("false", "0", "no", "off")
+
+T = TypeVar("T")
+
+
+def env_name(key: str) -> str:
+    """`broker.prefetchCount` -> `BROKER_PREFETCHCOUNT`."""
+    return key.upper().replace(".", "_")
+
+
+def _flatten(tree: Mapping[object, object], prefix: str = "") -> dict[str, object]:
+    flat: dict[str, object] = {}
+    for name, value in tree.items():
+        key = f"{prefix}{str(name).lower()}"
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{key}."))
+        else:
+            flat[key] = value
+    return flat
+
+
+def _lowercase_keys(tree: object) -> object:
+    if isinstance(tree, Mapping):
+        return {str(k).lower(): _lowercase_keys(v) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [_lowercase_keys(item) for item in tree]
+    return tree
+
+
+class _Source:
+    """Looks a key up in the environment first, then in the YAML file."""
+
+    def __init__(self, yaml_tree: Mapping[str, object], environ: Mapping[str, str] | None) -> None:
+        self._values = _flatten(yaml_tree)
+        self._environ = environ
+
+    def describe(self, keys: tuple[str, ...]) -> str:
+        if self._environ is None:
+            return keys[0]
+        envs = " or ".join(dict.fromkeys(env_name(key) for key in keys))
+        return f"{keys[0]} (env {envs})"
+
+    def raw(self, keys: tuple[str, ...]) -> object | None:
+        for key in keys:
+            value = (self._environ or {}).get(env_name(key))
+            if value:
+                return value
+        for key in keys:
+            value = self._values.get(key.lower())
+            if value is not None and value != "":
+                return value
+        return None
+
+    def _get(self, keys: tuple[str, ...], convert: Callable[[object, str], T], default: T | None, required: bool) -> T | None:
+        value = self.raw(keys)
+        if value is None:
+            if required:
+                raise ConfigError(f"{self.describe(keys)} is required")
+            return default
+        return convert(value, keys[0])
+
+    def text(self, *keys: str, default: str = "", required: bool = False) -> str:
+        return self._get(keys, lambda value, _key: str(value), default, required) or default
+
+    def choice(self, *keys: str, choices: Iterable[str], default: str) -> str:
+        allowed = tuple(choices)
+        value = self.text(*keys, default=default).lower()
+        if value not in allowed:
+            raise ConfigError(f"{self.describe(keys)} must be one of {', '.join(allowed)}, not {value!r}")
+        return value
+
+    def integer(self, *keys: str, default: int | None = None, required: bool = False, minimum: int = 0, maximum: int | None = None) -> int | None:
+        def convert(value: object, key: str) -> int:
+            try:
+                number = int(str(value).strip())
+            except ValueError:
+                raise ConfigError(f"{self.describe(keys)} must be an integer, not {value!r}") from None
+            if number < minimum or (maximum is not None and number > maximum):
+                bounds = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+                raise ConfigError(f"{self.describe(keys)} must be {bounds}, not {number}")
+            return number
+
+        return self._get(keys, convert, default, required)
+
+    def boolean(self, *keys: str, default: bool = False) -> bool:
+        value = self.raw(keys)
+        if value is None:
+            return default
+        return parse_boolean(value, self.describe(keys))
+
+    def path(self, *keys: str, required: bool = False) -> Path | None:
+        return self._get(keys, lambda value, _key: Path(str(value)), None, required)
+
+
+def parse_boolean(value: object, key: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ConfigError(f"{key} must be true or false, not {value!r}")
+
+
+def read_config_file(environ: Mapping[str, str]) -> tuple[dict[str, object], str]:
+    """The YAML file's content (keys lower-cased) and its name; `{}` when the default file is absent."""
+    named = environ.get("CONFIG_FILE")
+    path = Path(named) if named else DEFAULT_CONFIG_FILE
+    if not path.exists():
+        if named:
+            raise ConfigError(f"the file {path} named by CONFIG_FILE does not exist")
+        return {}, str(path)
+    try:
+        content = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise ConfigError(f"cannot read {path}: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        where = getattr(error, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where is not None else ""
+        raise ConfigError(f"{path} is not valid YAML{line}") from None
+    if content is None:
+        return {}, str(path)
+    if not isinstance(content, Mapping):
+        raise ConfigError(f"{path} must hold a YAML mapping of keys")
+    tree = _lowercase_keys(content)
+    assert isinstance(tree, dict)
+    return tree, str(path)
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate the whole configuration, or raise `ConfigError` naming the first bad key."""
+    environ = os.environ if environ is None else environ
+    tree, _ = read_config_file(environ)
+    source = _Source(tree, environ)
+    center_prefix = source.text("sync.centerPrefix", required=True)
+    remote = RemoteApiSettings(
+        host=source.text("sync.remote.host", required=True),
+        port=source.integer("sync.remote.port", "sync.remote.post", minimum=1, maximum=65535),
+        user=source.text("sync.remote.user", required=True),
+        password=source.text("sync.remote.password", required=True),
+    )
+    crypt4gh = Crypt4ghSettings(
+        private_key_path=_required(source.path("c4gh.filePath", required=True)),
+        receiver_public_key_path=_required(source.path("c4gh.syncPubKeyPath", required=True)),
+        passphrase=source.text("c4gh.passphrase", required=True),
+    )
+    broker = _broker(source)
+    database = _database(source)
+    warnings: list[str] = []
+    archive = _storage(tree, "archive", warnings)
+    sync = _storage(tree, "sync", warnings)
+    if not archive.entries:
+        raise ConfigError("storage.archive needs at least one s3 or posix entry")
+    if not any(not entry.writer_disabled for entry in sync.entries):
+        raise ConfigError("storage.sync needs at least one s3 or posix entry to write to")
+    return Settings(
+        center_prefix=center_prefix,
+        remote=remote,
+        crypt4gh=crypt4gh,
+        broker=broker,
+        database=database,
+        archive=archive,
+        sync=sync,
+        schema=SchemaSettings(
+            type=source.text("schema.type", default="isolated"),
+            path=source.path("schema.path"),
+        ),
+        log=LogSettings(
+            level=source.choice("log.level", choices=LOG_LEVELS, default="info"),
+            format=source.choice("log.format", choices=("text", "json"), default="text"),
+        ),
+        warnings=tuple(warnings),
+    )
+
+
+def _required(value: T | None) -> T:
+    assert value is not None
+    return value
+
+
+def _broker(source: _Source) -> BrokerSettings:
+    ssl = source.boolean("broker.ssl")
+    verify_peer = source.boolean("broker.verifyPeer")
+    settings = BrokerSettings(
+        host=source.text("broker.host", required=True),
+        port=_required(source.integer("broker.port", required=True, minimum=1, maximum=65535)),
+        user=source.text("broker.user", required=True),
+        password=source.text("broker.password", required=True),
+        queue=source.text("broker.queue", required=True),
+        vhost=source.text("broker.vhost", default="/"),
+        exchange=source.text("broker.exchange"),
+        prefetch_count=_required(source.integer("broker.prefetchCount", default=2, minimum=1)),
+        ssl=ssl,
+        ca_cert=source.path("broker.caCert"),
+        server_name=source.text("broker.serverName"),
+        verify_peer=verify_peer,
+        client_cert=source.path("broker.clientCert", required=ssl and verify_peer),
+        client_key=source.path("broker.clientKey", required=ssl and verify_peer),
+    )
+    return settings
+
+
+def _database(source: _Source) -> DatabaseSettings:
+    sslmode = source.choice("db.sslmode", "database.ssl_mode", choices=SSL_MODES, default="verify-full")
+    needs_ca = sslmode != "disable"
+    needs_client = sslmode == "verify-full"
+    return DatabaseSettings(
+        host=source.text("db.host", "database.host", required=True),
+        port=_required(source.integer("db.port", "database.port", default=5432, minimum=1, maximum=65535)),
+        user=source.text("db.user", "database.user", required=True),
+        password=source.text("db.password", "database.password"),
+        database=source.text("db.database", "database.name", default="sda"),
+        sslmode=sslmode,
+        ca_cert=source.path("db.cacert", "database.ca_cert", required=needs_ca),
+        client_cert=source.path("db.clientcert", "database.client_cert", required=needs_client),
+        client_key=source.path("db.clientkey", "database.client_key", required=needs_client),
+    )
+
+
+def _storage(tree: Mapping[str, object], name: str, warnings: list[str]) -> StorageSettings:
+    storage = tree.get("storage") or {}
+    if not isinstance(storage, Mapping):
+        raise ConfigError("storage must be a mapping of storage names")
+    backends = storage.get(name) or {}
+    if not isinstance(backends, Mapping):
+        raise ConfigError(f"storage.{name} must be a mapping with s3 and posix lists")
+    for backend in backends:
+        if backend not in ("s3", "posix"):
+            warnings.append(f"config: storage.{name}.{backend} is not a known backend (s3, posix); ignored")
+    return StorageSettings(
+        name=name,
+        s3=tuple(
+            _s3_entry(entry, f"storage.{name}.s3[{index}]", name == "sync", warnings)
+            for index, entry in enumerate(_entries(backends, "s3", name))
+        ),
+        posix=tuple(
+            _posix_entry(entry, f"storage.{name}.posix[{index}]", warnings)
+            for index, entry in enumerate(_entries(backends, "posix", name))
+        ),
+    )
+
+
+def _entries(backends: Mapping[str, object], backend: str, name: str) -> list[Mapping[str, object]]:
+    entries = backends.get(backend) or []
+    if not isinstance(entries, list) or not all(isinstance(entry, Mapping) for entry in entries):
+        raise ConfigError(f"storage.{name}.{backend} must be a list of entries")
+    return entries
+
+
+def _entry_source(entry: Mapping[str, object], where: str, warnings: list[str]) -> _Source:
+    for key in entry:
+        if key not in STORAGE_ENTRY_KEYS:
+            warnings.append(f"config: {where}.{key} is not a storage v2 key; ignored")
+    return _Source({where: dict(entry)}, None)
+
+
+def _posix_entry(entry: Mapping[str, object], where: str, warnings: list[str]) -> PosixStorage:
+    source = _entry_source(entry, where, warnings)
+    path = _required(source.path(f"{where}.path", required=True))
+    if not path.is_absolute():
+        raise ConfigError(f"{where}.path must be an absolute path, not {str(path)!r}")
+    return PosixStorage(
+        path=path,
+        max_objects=_required(source.integer(f"{where}.max_objects", default=0)),
+        max_size=_size(source, f"{where}.max_size", 0),
+        writer_disabled=source.boolean(f"{where}.writer_disabled"),
+    )
+
+
+def _s3_entry(entry: Mapping[str, object], where: str, is_writer: bool, warnings: list[str]) -> S3Storage:
+    source = _entry_source(entry, where, warnings)
+    endpoint = source.text(f"{where}.endpoint", required=True)
+    disable_https = source.boolean(f"{where}.disable_https")
+    if endpoint.startswith("http:") and not disable_https:
+        raise ConfigError(f"{where}.endpoint is http: but {where}.disable_https is not true")
+    if endpoint.startswith("https:") and disable_https:
+        raise ConfigError(f"{where}.endpoint is https: but {where}.disable_https is true")
+    chunk_size = _size(source, f"{where}.chunk_size", 50 * 1024**2)
+    if not CHUNK_SIZE_MIN <= chunk_size <= CHUNK_SIZE_MAX:
+        raise ConfigError(f"{where}.chunk_size must be between 5MB and 1GB, not {chunk_size} bytes")
+    writer_disabled = source.boolean(f"{where}.writer_disabled")
+    return S3Storage(
+        endpoint=endpoint.rstrip("/"),
+        access_key=source.text(f"{where}.access_key", required=True),
+        secret_key=source.text(f"{where}.secret_key", required=True),
+        region=source.text(f"{where}.region", default="us-east-1"),
+        ca_cert=source.path(f"{where}.ca_cert"),
+        disable_https=disable_https,
+        chunk_size=chunk_size,
+        bucket_prefix=source.text(f"{where}.bucket_prefix", required=is_writer and not writer_disabled),
+        max_buckets=_required(source.integer(f"{where}.max_buckets", default=1)) or 1,
+        max_objects=_required(source.integer(f"{where}.max_objects", default=0)),
+        max_size=_size(source, f"{where}.max_size", 0),
+        writer_disabled=writer_disabled,
+    )
+
+
+def _size(source: _Source, key: str, default: int) -> int:
+    value = source.raw((key,))
+    return default if value is None else parse_data_size(value, key)

@@ -1,0 +1,43 @@
+"""Split errors into final failures (no retry) and transient ones (the op's retry policy applies)."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import dagster as dg
+
+from bpsync_dagster.c4gh import HeaderError, KeyLoadError
+from bpsync_dagster.configuration import ConfigError
+from bpsync_dagster.remote_api import ManifestError, RemoteApiError, TransientRemoteApiError
+from bpsync_dagster.sda_database import RecordError
+from bpsync_dagster.storage import StorageError, TransientStorageError
+
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (TransientStorageError, TransientRemoteApiError)
+FINAL_ERRORS: tuple[type[Exception], ...] = (
+    ConfigError,
+    KeyLoadError,
+    HeaderError,
+    RecordError,
+    ManifestError,
+    RemoteApiError,
+    StorageError,
+)
+
+DATABASE_RETRY = dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.FULL)
+COPY_RETRY = dg.RetryPolicy(max_retries=3, delay=10, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.FULL)
+# 5 attempts of at most 10 s connect + 30 s read, plus at most 75 s of back-off: under 5 minutes.
+REMOTE_API_RETRY = dg.RetryPolicy(max_retries=4, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.FULL)
+
+
+def is_final(error: BaseException) -> bool:
+    return isinstance(error, FINAL_ERRORS) and not isinstance(error, TRANSIENT_ERRORS)
+
+
+@contextmanager
+def final_failures() -> Iterator[None]:
+    """Turn final errors into a `dg.Failure` that is not retried; let the rest through to the retry policy."""
+    try:
+        yield
+    except Exception as error:
+        if is_final(error):
+            raise dg.Failure(description=str(error), allow_retries=False) from None
+        raise

@@ -1,0 +1,230 @@
+"""The `sync_dataset` job: copy one dataset's files to sync storage and tell the remote what it holds."""
+
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+
+import dagster as dg
+from pydantic import Field
+
+from bpsync_dagster.c4gh import reencrypt_header
+from bpsync_dagster.jobs.failures import (
+    COPY_RETRY,
+    DATABASE_RETRY,
+    REMOTE_API_RETRY,
+    final_failures,
+    is_final,
+)
+from bpsync_dagster.remote_api import build_manifest, manifest_sha256, validate_manifest
+from bpsync_dagster.resources import (
+    ArchiveStorageResource,
+    Crypt4ghKeysResource,
+    RemoteSyncApiResource,
+    SdaDatabaseResource,
+    SyncStorageResource,
+)
+from bpsync_dagster.sda_database import FileRecord, check_records
+from bpsync_dagster.storage import CopyOutcome, copy_file
+
+DATASET_TAG = "dataset_id"
+MAX_TABLE_ROWS = 5000
+
+
+class SyncRequest(dg.Config):
+    """Which dataset to sync, and optionally which of its files."""
+
+    dataset_id: str = Field(description="Accession ID of the dataset (sda.datasets.stable_id).")
+    accession_ids: list[str] = Field(
+        default_factory=list,
+        description="Accession IDs of the files to sync; empty means every file of the dataset in sda.file_dataset.",
+    )
+
+
+class CopyConfig(dg.Config):
+    parallel_files: int = Field(default=4, ge=1, le=64, description="Files copied at the same time.")
+
+
+@dataclass(frozen=True)
+class DatasetFiles:
+    dataset_id: str
+    records: tuple[FileRecord, ...]
+
+
+@dataclass(frozen=True)
+class FileToCopy:
+    record: FileRecord
+    header: bytes
+
+
+class CopyFailed(Exception):
+    """One or more files of the dataset could not be copied; names each file and cause."""
+
+
+@dg.op(retry_policy=DATABASE_RETRY)
+def fetch_file_records(
+    context: dg.OpExecutionContext, config: SyncRequest, sda_database: SdaDatabaseResource
+) -> DatasetFiles:
+    """Look up the files' records (one query), and refuse any that cannot be synced."""
+    if context.run.tags.get(DATASET_TAG) != config.dataset_id:
+        context.instance.add_run_tags(context.run_id, {DATASET_TAG: config.dataset_id})
+    with final_failures():
+        records = sda_database.client().file_records(config.dataset_id, config.accession_ids)
+        if not records and not config.accession_ids:
+            raise dg.Failure(
+                description=f"dataset {config.dataset_id}: no files in sda.file_dataset for this dataset",
+                allow_retries=False,
+            )
+        check_records(config.dataset_id, config.accession_ids, records)
+    context.add_output_metadata({"dataset_id": config.dataset_id, "files": len(records)})
+    return DatasetFiles(config.dataset_id, tuple(records))
+
+
+@dg.op
+def reencrypt_headers(
+    context: dg.OpExecutionContext, dataset: DatasetFiles, crypt4gh_keys: Crypt4ghKeysResource
+) -> list[FileToCopy]:
+    """Re-encrypt every header for the receiver's public key; bodies are never decrypted."""
+    with final_failures():
+        keys = crypt4gh_keys.node_keys()
+    files, problems = [], []
+    for record in dataset.records:
+        try:
+            header = reencrypt_header(bytes.fromhex(record.header_hex), keys.secret_key, keys.receiver_public_key)
+        except Exception as error:
+            problems.append(f"{record.describe()}: {error}")
+        else:
+            files.append(FileToCopy(record, header))
+    if problems:
+        raise dg.Failure(
+            description=f"dataset {dataset.dataset_id}: cannot re-encrypt headers: {'; '.join(problems[:10])}",
+            allow_retries=False,
+        )
+    context.add_output_metadata({"headers": len(files)})
+    return files
+
+
+@dg.op(retry_policy=COPY_RETRY)
+def copy_files(
+    context: dg.OpExecutionContext,
+    config: CopyConfig,
+    dataset: DatasetFiles,
+    files: list[FileToCopy],
+    archive_storage: ArchiveStorageResource,
+    sync_storage: SyncStorageResource,
+) -> list[CopyOutcome]:
+    """Copy header + archived body of every file, several at a time; reuse finished objects on a retry."""
+    reuse_existing = context.retry_number > 0 or context.run.parent_run_id is not None
+    with final_failures():
+        archive, sync = archive_storage.client(), sync_storage.client()
+    outcomes: list[CopyOutcome] = []
+    failures: list[tuple[FileRecord, BaseException]] = []
+    with ThreadPoolExecutor(max_workers=config.parallel_files, thread_name_prefix="copy") as pool:
+        pending = {
+            pool.submit(copy_file, item.record, item.header, archive, sync, reuse_existing): item.record
+            for item in files
+        }
+        while pending and not failures:
+            done, _ = wait(pending, return_when=FIRST_EXCEPTION)
+            for future in done:
+                record = pending.pop(future)
+                if future.exception() is not None:
+                    failures.append((record, future.exception()))
+                    continue
+                outcome = future.result()
+                outcomes.append(outcome)
+                action = "already in place" if outcome.skipped else f"copied {outcome.bytes_written} bytes"
+                context.log.info(f"{dataset.dataset_id} {record.accession_id}: {action} at {outcome.destination}")
+        for future in pending:
+            future.cancel()
+    if failures:
+        reasons = "; ".join(f"{record.describe()}: {error}" for record, error in failures)
+        message = f"dataset {dataset.dataset_id}: copy failed: {reasons}"
+        if any(is_final(error) for _, error in failures):
+            raise dg.Failure(description=message, allow_retries=False)
+        raise CopyFailed(message)
+    outcomes.sort(key=lambda outcome: outcome.accession_id)
+    context.add_output_metadata(_copy_metadata(outcomes))
+    return outcomes
+
+
+def _copy_metadata(outcomes: list[CopyOutcome]) -> dict[str, dg.MetadataValue]:
+    copied = [outcome for outcome in outcomes if not outcome.skipped]
+    seconds = max((outcome.seconds for outcome in copied), default=0.0)
+    total = sum(outcome.bytes_written for outcome in copied)
+    table = dg.MetadataValue.table(
+        records=[
+            dg.TableRecord(
+                {
+                    "accession_id": outcome.accession_id,
+                    "destination": outcome.destination,
+                    "action": "skipped" if outcome.skipped else "copied",
+                    "bytes": outcome.bytes_written,
+                    "seconds": round(outcome.seconds, 3),
+                    "MB/s": round(outcome.megabytes_per_second, 1),
+                }
+            )
+            for outcome in outcomes[:MAX_TABLE_ROWS]
+        ],
+        schema=dg.TableSchema(
+            columns=[
+                dg.TableColumn("accession_id", "string"),
+                dg.TableColumn("destination", "string"),
+                dg.TableColumn("action", "string"),
+                dg.TableColumn("bytes", "int"),
+                dg.TableColumn("seconds", "float"),
+                dg.TableColumn("MB/s", "float"),
+            ]
+        ),
+    )
+    return {
+        "files_copied": dg.MetadataValue.int(len(copied)),
+        "files_skipped": dg.MetadataValue.int(len(outcomes) - len(copied)),
+        "bytes_copied": dg.MetadataValue.int(total),
+        "slowest_file_seconds": dg.MetadataValue.float(round(seconds, 3)),
+        "files": table,
+    }
+
+
+@dg.op
+def build_file_sync_manifest(
+    context: dg.OpExecutionContext,
+    dataset: DatasetFiles,
+    outcomes: list[CopyOutcome],
+    remote_api: RemoteSyncApiResource,
+) -> dict:
+    """The manifest of every file, validated against file-sync.json; built only once all are in place."""
+    in_place = {outcome.accession_id for outcome in outcomes}
+    missing = [record.accession_id for record in dataset.records if record.accession_id not in in_place]
+    if missing:
+        raise dg.Failure(
+            description=f"dataset {dataset.dataset_id}: not every file is in sync storage ({', '.join(missing)})",
+            allow_retries=False,
+        )
+    with final_failures():
+        manifest = build_manifest(dataset.dataset_id, list(dataset.records))
+        validate_manifest(manifest, remote_api.manifest_schema())
+    context.add_output_metadata({"files": len(dataset.records), "manifest_sha256": manifest_sha256(manifest)})
+    return manifest
+
+
+@dg.op(retry_policy=REMOTE_API_RETRY)
+def post_manifest(context: dg.OpExecutionContext, manifest: dict, remote_api: RemoteSyncApiResource) -> None:
+    """POST the manifest to the remote sync API; only HTTP 200 counts as delivered."""
+    with final_failures():
+        result = remote_api.client().post_manifest(manifest)
+    context.log.info(f"{manifest['dataset_id']}: manifest accepted by {result.url}")
+    context.add_output_metadata(
+        {
+            "remote_url": dg.MetadataValue.url(result.url),
+            "http_status": result.status,
+            "seconds": round(result.seconds, 3),
+            "manifest_sha256": manifest_sha256(manifest),
+        }
+    )
+
+
+@dg.job(executor_def=dg.in_process_executor, tags={"service": "bpsync"})
+def sync_dataset() -> None:
+    """Sync one dataset: records, re-encrypted headers, copies, then the manifest to the remote."""
+    dataset = fetch_file_records()
+    outcomes = copy_files(dataset, reencrypt_headers(dataset))
+    post_manifest(build_file_sync_manifest(dataset, outcomes))

@@ -1,0 +1,76 @@
+"""POST the file-sync manifest to the receiving node's sync API."""
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+
+from bpsync_dagster.configuration import RemoteApiSettings
+from bpsync_dagster.remote_api.manifest import manifest_body
+
+
+class RemoteApiError(Exception):
+    """The remote refused the manifest for good (4xx): retrying cannot help."""
+
+
+class TransientRemoteApiError(RemoteApiError):
+    """The remote was unreachable, timed out or answered 5xx: a retry may succeed."""
+
+
+def dataset_url(host: str, port: int | None) -> str:
+    """`host` with its path replaced by `/dataset`; `port` is added only when `host` has none."""
+    parts = urlsplit(host if "://" in host else f"https://{host}")
+    netloc = parts.netloc
+    if parts.port is None and port:
+        netloc = f"{netloc}:{port}"
+    return urlunsplit((parts.scheme, netloc, "/dataset", "", ""))
+
+
+@dataclass(frozen=True)
+class PostResult:
+    url: str
+    status: int
+    seconds: float
+
+
+class RemoteSyncApi:
+    """The remote's `/dataset` endpoint with Basic auth; only HTTP 200 is success."""
+
+    def __init__(self, settings: RemoteApiSettings, connect_timeout_seconds: float, read_timeout_seconds: float) -> None:
+        self.url = dataset_url(settings.host, settings.port)
+        self._user = settings.user
+        self._session = requests.Session()
+        self._session.auth = (settings.user, settings.password)
+        self._timeout = (connect_timeout_seconds, read_timeout_seconds)
+
+    def post_manifest(self, manifest: dict[str, object]) -> PostResult:
+        dataset = manifest.get("dataset_id")
+        try:
+            response = self._session.post(
+                self.url,
+                data=manifest_body(manifest),
+                headers={"Content-Type": "application/json"},
+                timeout=self._timeout,
+            )
+        except requests.Timeout:
+            raise TransientRemoteApiError(f"dataset {dataset}: the remote API {self.url} timed out") from None
+        except requests.ConnectionError as error:
+            reason = type(error.__context__ or error).__name__
+            raise TransientRemoteApiError(f"dataset {dataset}: cannot reach the remote API {self.url} ({reason})") from None
+        if response.status_code == 200:
+            return PostResult(self.url, 200, response.elapsed.total_seconds())
+        detail = " ".join(response.text.split())[:200]
+        message = f"dataset {dataset}: the remote API {self.url} answered HTTP {response.status_code}"
+        if response.status_code == 401:
+            raise RemoteApiError(f"{message}: it refused the credentials of sync.remote.user {self._user!r}")
+        if response.status_code >= 500 or response.status_code in (408, 429):
+            raise TransientRemoteApiError(f"{message} {detail}".rstrip())
+        raise RemoteApiError(f"{message} {detail}".rstrip())
+
+    def reachability(self) -> str:
+        """`ok` when the remote answers HTTP at all, for `bpsync check` (no manifest is sent)."""
+        try:
+            self._session.get(self.url, timeout=self._timeout)
+        except requests.RequestException as error:
+            return f"unreachable ({type(error).__name__})"
+        return "ok"

@@ -1,0 +1,9 @@
+"""Storage failures, split by whether trying again can help."""
+
+
+class StorageError(Exception):
+    """A storage operation failed for good (missing object, wrong size, no room)."""
+
+
+class TransientStorageError(StorageError):
+    """A storage operation failed in a way a retry may fix (connection, throttling, 5xx)."""

@@ -1,0 +1,22 @@
+"""Turn botocore exceptions into one-line storage errors that say whether to retry."""
+
+from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, EndpointConnectionError, ReadTimeoutError
+
+from bpsync_dagster.storage.errors import StorageError, TransientStorageError
+
+TRANSIENT_CODES = frozenset({"SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable", "Throttling"})
+
+
+def s3_error(error: ClientError | BotoCoreError, subject: str) -> StorageError:
+    if isinstance(error, ClientError):
+        code = str(error.response.get("Error", {}).get("Code", ""))
+        status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        message = f"{subject}: S3 answered {code or status}"
+        if code in ("404", "NoSuchKey", "NotFound", "NoSuchBucket"):
+            return StorageError(f"{subject} does not exist (S3 {code})")
+        if code in TRANSIENT_CODES or status >= 500:
+            return TransientStorageError(message)
+        return StorageError(message)
+    if isinstance(error, (EndpointConnectionError, ConnectionError, ReadTimeoutError)):
+        return TransientStorageError(f"{subject}: S3 endpoint unreachable ({type(error).__name__})")
+    return TransientStorageError(f"{subject}: {type(error).__name__}")

@@ -1,0 +1,338 @@
+"""The sync storage, write side: place objects by priority and roll-over, write them atomically.
+
+An object becomes visible under its final name only when complete: POSIX writes a temporary file in
+the same directory, fsyncs and renames it; S3 completes a multipart upload (or puts a small object)
+only at the end and aborts it on failure.
+"""
+
+import math
+import os
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from botocore.client import BaseClient
+from botocore.exceptions import BotoCoreError, ClientError
+
+from bpsync_dagster.configuration import PosixStorage, S3Storage, StorageSettings
+from bpsync_dagster.storage.errors import StorageError
+from bpsync_dagster.storage.s3_client import make_s3_client, s3_reachability
+from bpsync_dagster.storage.s3_errors import s3_error
+
+PARTIAL_SUFFIX = ".bpsync-partial"
+MAX_PARTS = 10_000
+DIRECTORY_MODE = 0o750
+FILE_MODE = 0o640
+
+
+class StagedObject(Protocol):
+    """An object being written; invisible under its name until `commit`."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+class Placement(Protocol):
+    """One object name in one sync location."""
+
+    def describe(self) -> str: ...
+
+    def size(self) -> int | None: ...
+
+    def open(self) -> AbstractContextManager[BinaryIO]: ...
+
+    def stage(self, size: int) -> StagedObject: ...
+
+
+@dataclass
+class _Usage:
+    objects: int
+    size: int
+
+
+class _Location(Protocol):
+    max_objects: int
+    max_size: int
+
+    def placement(self, key: str) -> Placement: ...
+
+    def usage(self) -> _Usage: ...
+
+
+class PosixStaged:
+    def __init__(self, final_path: Path) -> None:
+        self._final_path = final_path
+        final_path.parent.mkdir(parents=True, exist_ok=True, mode=DIRECTORY_MODE)
+        for stale in final_path.parent.glob(f".{final_path.name}.*{PARTIAL_SUFFIX}"):
+            stale.unlink(missing_ok=True)
+        descriptor, temporary = tempfile.mkstemp(
+            dir=final_path.parent, prefix=f".{final_path.name}.", suffix=PARTIAL_SUFFIX
+        )
+        self._temporary = Path(temporary)
+        self._file = os.fdopen(descriptor, "wb")
+
+    def write(self, data: bytes) -> None:
+        self._file.write(data)
+
+    def commit(self) -> None:
+        self._file.flush()
+        os.fchmod(self._file.fileno(), FILE_MODE)
+        os.fsync(self._file.fileno())
+        self._file.close()
+        os.replace(self._temporary, self._final_path)
+        directory = os.open(self._final_path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+    def abort(self) -> None:
+        self._file.close()
+        self._temporary.unlink(missing_ok=True)
+
+
+class PosixPlacement:
+    def __init__(self, root: Path, key: str) -> None:
+        self.path = root / key
+
+    def describe(self) -> str:
+        return str(self.path)
+
+    def size(self) -> int | None:
+        try:
+            return self.path.stat().st_size
+        except FileNotFoundError:
+            return None
+
+    @contextmanager
+    def open(self) -> Iterator[BinaryIO]:
+        with self.path.open("rb") as stream:
+            yield stream
+
+    def stage(self, size: int) -> StagedObject:
+        try:
+            return PosixStaged(self.path)
+        except OSError as error:
+            raise StorageError(f"cannot write {self.path}: {error.strerror}") from None
+
+
+class PosixLocation:
+    def __init__(self, entry: PosixStorage) -> None:
+        self.root = entry.path
+        self.max_objects = entry.max_objects
+        self.max_size = entry.max_size
+
+    def placement(self, key: str) -> Placement:
+        return PosixPlacement(self.root, key)
+
+    def usage(self) -> _Usage:
+        usage = _Usage(0, 0)
+        for directory, _subdirectories, files in os.walk(self.root):
+            for name in files:
+                if not name.endswith(PARTIAL_SUFFIX):
+                    usage.objects += 1
+                    usage.size += os.path.getsize(os.path.join(directory, name))
+        return usage
+
+
+class S3Staged:
+    def __init__(self, client: BaseClient, bucket: str, key: str, part_size: int) -> None:
+        self._client = client
+        self._bucket = bucket
+        self._key = key
+        self._part_size = part_size
+        self._buffer = bytearray()
+        self._upload_id: str | None = None
+        self._parts: list[dict[str, object]] = []
+
+    def _call(self, action: str, method: str, **arguments: object) -> dict:
+        try:
+            return getattr(self._client, method)(Bucket=self._bucket, Key=self._key, **arguments)
+        except (ClientError, BotoCoreError) as error:
+            raise s3_error(error, f"{action} s3://{self._bucket}/{self._key}") from None
+
+    def _upload_part(self, data: bytes) -> None:
+        if self._upload_id is None:
+            self._upload_id = self._call("start upload of", "create_multipart_upload")["UploadId"]
+        number = len(self._parts) + 1
+        response = self._call("upload part of", "upload_part", UploadId=self._upload_id, PartNumber=number, Body=data)
+        self._parts.append({"PartNumber": number, "ETag": response["ETag"]})
+
+    def write(self, data: bytes) -> None:
+        self._buffer += data
+        while len(self._buffer) >= self._part_size:
+            self._upload_part(bytes(self._buffer[: self._part_size]))
+            del self._buffer[: self._part_size]
+
+    def commit(self) -> None:
+        if self._upload_id is None:
+            self._call("put", "put_object", Body=bytes(self._buffer))
+            return
+        if self._buffer:
+            self._upload_part(bytes(self._buffer))
+            self._buffer.clear()
+        self._call(
+            "complete upload of",
+            "complete_multipart_upload",
+            UploadId=self._upload_id,
+            MultipartUpload={"Parts": self._parts},
+        )
+
+    def abort(self) -> None:
+        self._buffer.clear()
+        if self._upload_id is not None:
+            try:
+                self._client.abort_multipart_upload(Bucket=self._bucket, Key=self._key, UploadId=self._upload_id)
+            except (ClientError, BotoCoreError):
+                pass
+
+
+class S3Placement:
+    def __init__(self, location: "S3Location", key: str) -> None:
+        self._location = location
+        self.key = key
+
+    def describe(self) -> str:
+        return f"s3://{self._location.bucket}/{self.key}"
+
+    def size(self) -> int | None:
+        client = self._location.client
+        try:
+            return int(client.head_object(Bucket=self._location.bucket, Key=self.key)["ContentLength"])
+        except ClientError as error:
+            if str(error.response.get("Error", {}).get("Code")) in ("404", "NoSuchKey", "NotFound", "NoSuchBucket"):
+                return None
+            raise s3_error(error, f"look-up of {self.describe()}") from None
+        except BotoCoreError as error:
+            raise s3_error(error, f"look-up of {self.describe()}") from None
+
+    @contextmanager
+    def open(self) -> Iterator[BinaryIO]:
+        try:
+            body = self._location.client.get_object(Bucket=self._location.bucket, Key=self.key)["Body"]
+        except (ClientError, BotoCoreError) as error:
+            raise s3_error(error, f"read of {self.describe()}") from None
+        try:
+            yield body
+        finally:
+            body.close()
+
+    def stage(self, size: int) -> StagedObject:
+        self._location.ensure_bucket()
+        part_size = max(self._location.entry.chunk_size, math.ceil(size / (MAX_PARTS - 1)))
+        return S3Staged(self._location.client, self._location.bucket, self.key, part_size)
+
+
+class S3Location:
+    def __init__(self, entry: S3Storage, client: BaseClient, bucket: str, exists: bool) -> None:
+        self.entry = entry
+        self.client = client
+        self.bucket = bucket
+        self.max_objects = entry.max_objects
+        self.max_size = entry.max_size
+        self._exists = exists
+        self._lock = threading.Lock()
+
+    def placement(self, key: str) -> Placement:
+        return S3Placement(self, key)
+
+    def ensure_bucket(self) -> None:
+        with self._lock:
+            if self._exists:
+                return
+            try:
+                self.client.create_bucket(Bucket=self.bucket)
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                    raise s3_error(error, f"creation of bucket {self.bucket}") from None
+            except BotoCoreError as error:
+                raise s3_error(error, f"creation of bucket {self.bucket}") from None
+            self._exists = True
+
+    def usage(self) -> _Usage:
+        usage = _Usage(0, 0)
+        if not self._exists:
+            return usage
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket):
+                for item in page.get("Contents", []):
+                    usage.objects += 1
+                    usage.size += int(item["Size"])
+        except (ClientError, BotoCoreError) as error:
+            raise s3_error(error, f"listing of bucket {self.bucket}") from None
+        return usage
+
+
+class SyncStorage:
+    """The sync entries in priority order; S3 entries roll over across `<bucket_prefix>1..max_buckets`."""
+
+    def __init__(self, settings: StorageSettings) -> None:
+        self._locations: list[_Location] = []
+        self._usage: dict[int, _Usage] = {}
+        self._lock = threading.Lock()
+        self._clients: list[tuple[S3Storage, BaseClient]] = []
+        for entry in settings.s3:
+            if entry.writer_disabled:
+                continue
+            client = make_s3_client(entry)
+            self._clients.append((entry, client))
+            existing = _existing_buckets(client, entry)
+            self._locations.extend(
+                S3Location(entry, client, f"{entry.bucket_prefix}{number}", f"{entry.bucket_prefix}{number}" in existing)
+                for number in range(1, entry.max_buckets + 1)
+            )
+        self._locations.extend(PosixLocation(entry) for entry in settings.posix if not entry.writer_disabled)
+
+    def find(self, key: str) -> Placement | None:
+        """Where an object of that name already is, in any location."""
+        for location in self._locations:
+            placement = location.placement(key)
+            if placement.size() is not None:
+                return placement
+        return None
+
+    def place(self, key: str, size: int) -> Placement:
+        """Where to write `key`: where it already is, else the first location that is not full."""
+        existing = self.find(key)
+        if existing is not None:
+            return existing
+        with self._lock:
+            for index, location in enumerate(self._locations):
+                if not (location.max_objects or location.max_size):
+                    return location.placement(key)
+                usage = self._usage.get(index)
+                if usage is None:
+                    usage = self._usage[index] = location.usage()
+                if location.max_objects and usage.objects >= location.max_objects:
+                    continue
+                if location.max_size and usage.size >= location.max_size:
+                    continue
+                usage.objects += 1
+                usage.size += size
+                return location.placement(key)
+        raise StorageError(f"sync storage is full: no entry of storage.sync has room for {key} (max_objects, max_size, max_buckets)")
+
+    def check(self) -> list[tuple[str, str]]:
+        """Each entry and `ok` or why it is not usable, for `bpsync check`."""
+        results = [(f"sync s3 {entry.endpoint}", s3_reachability(client)) for entry, client in self._clients]
+        results += [
+            (f"sync posix {location.root}", "ok" if os.access(location.root, os.W_OK | os.X_OK) else "not a writable directory")
+            for location in self._locations
+            if isinstance(location, PosixLocation)
+        ]
+        return results
+
+
+def _existing_buckets(client: BaseClient, entry: S3Storage) -> set[str]:
+    try:
+        buckets = client.list_buckets().get("Buckets", [])
+    except (ClientError, BotoCoreError) as error:
+        raise s3_error(error, f"listing of buckets at {entry.endpoint}") from None
+    return {bucket["Name"] for bucket in buckets if bucket["Name"].startswith(entry.bucket_prefix)}

@@ -1,0 +1,88 @@
+"""Copy one file: the re-encrypted header followed by the archived body, streamed and verified."""
+
+import hashlib
+import time
+from dataclasses import dataclass
+
+from bpsync_dagster.sda_database import FileRecord
+from bpsync_dagster.storage.archive import ArchiveStorage
+from bpsync_dagster.storage.errors import StorageError
+from bpsync_dagster.storage.sync import Placement, SyncStorage
+
+READ_SIZE = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class CopyOutcome:
+    """What happened to one file; shown per file in the run's metadata."""
+
+    accession_id: str
+    destination: str
+    bytes_written: int
+    seconds: float
+    skipped: bool
+
+    @property
+    def megabytes_per_second(self) -> float:
+        return self.bytes_written / 1024**2 / self.seconds if self.seconds > 0 else 0.0
+
+
+def copy_file(
+    record: FileRecord,
+    header: bytes,
+    archive: ArchiveStorage,
+    sync: SyncStorage,
+    reuse_existing: bool,
+) -> CopyOutcome:
+    """Write `header` + the archived body under `submission_file_path`, or reuse an identical object.
+
+    The body is checked while it streams: its length must equal the archive object's size and
+    `archive_file_size`, and its sha256 the `ARCHIVED` checksum when the database has them.
+    """
+    started = time.monotonic()
+    body = archive.body(record)
+    body_size = body.size()
+    if record.archive_file_size is not None and body_size != record.archive_file_size:
+        raise StorageError(
+            f"archived body {body.describe()} is {body_size} bytes but sda.files.archive_file_size says {record.archive_file_size}"
+        )
+    total_size = len(header) + body_size
+    key = record.submission_file_path
+    if reuse_existing:
+        existing = sync.find(key)
+        if existing is not None and _holds(existing, header, total_size, record.archived_sha256):
+            return CopyOutcome(record.accession_id, existing.describe(), 0, time.monotonic() - started, skipped=True)
+    placement = sync.place(key, total_size)
+    staged = placement.stage(total_size)
+    try:
+        staged.write(header)
+        copied, digest = 0, hashlib.sha256()
+        with body.open() as stream:
+            while chunk := stream.read(READ_SIZE):
+                digest.update(chunk)
+                staged.write(chunk)
+                copied += len(chunk)
+        if copied != body_size:
+            raise StorageError(f"read {copied} bytes of archived body {body.describe()}, expected {body_size}")
+        if record.archived_sha256 and digest.hexdigest() != record.archived_sha256.lower():
+            raise StorageError(
+                f"archived body {body.describe()} has sha256 {digest.hexdigest()}, not the ARCHIVED checksum {record.archived_sha256}"
+            )
+        staged.commit()
+    except BaseException:
+        staged.abort()
+        raise
+    return CopyOutcome(record.accession_id, placement.describe(), total_size, time.monotonic() - started, skipped=False)
+
+
+def _holds(placement: Placement, header: bytes, total_size: int, archived_sha256: str | None) -> bool:
+    """Whether the object already is `header` + a body with the ARCHIVED checksum."""
+    if archived_sha256 is None or placement.size() != total_size:
+        return False
+    digest = hashlib.sha256()
+    with placement.open() as stream:
+        if stream.read(len(header)) != header:
+            return False
+        while chunk := stream.read(READ_SIZE):
+            digest.update(chunk)
+    return digest.hexdigest() == archived_sha256.lower()

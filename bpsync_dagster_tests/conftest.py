@@ -1,0 +1,83 @@
+"""Session-wide real services: Postgres databases, a moto S3 server, keys, a Dagster instance."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bpsync_dagster_tests.support import crypt4gh_files
+from bpsync_dagster_tests.support.environment import (
+    ARCHIVE_BUCKET,
+    FILE_SYNC_SCHEMA,
+    NODE_PASSPHRASE,
+    REMOTE_PASSWORD,
+    REMOTE_USER,
+    Node,
+    create_dagster_database,
+    create_sda_database,
+    make_dagster_home,
+)
+from bpsync_dagster_tests.support.remote_api import StandInRemoteApi
+from bpsync_dagster_tests.support.s3_server import S3Server
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    server = S3Server()
+    server.start()
+    server.client().create_bucket(Bucket=ARCHIVE_BUCKET)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def key_pairs(tmp_path_factory: pytest.TempPathFactory) -> tuple[crypt4gh_files.KeyPair, crypt4gh_files.KeyPair]:
+    directory = tmp_path_factory.mktemp("keys")
+    node = crypt4gh_files.make_key_pair(directory, "node", NODE_PASSPHRASE)
+    receiver = crypt4gh_files.make_key_pair(directory, "receiver", "receiver-passphrase")
+    return node, receiver
+
+
+@pytest.fixture(scope="session")
+def sda_dsn() -> str:
+    return create_sda_database()
+
+
+@pytest.fixture(scope="session")
+def dagster_instance_env(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    return make_dagster_home(tmp_path_factory.mktemp("dagster_home")), create_dagster_database()
+
+
+@pytest.fixture
+def remote_api() -> Iterator[StandInRemoteApi]:
+    with StandInRemoteApi(REMOTE_USER, REMOTE_PASSWORD, FILE_SYNC_SCHEMA) as api:
+        yield api
+
+
+@pytest.fixture
+def make_node(
+    tmp_path: Path,
+    s3_server: S3Server,
+    key_pairs: tuple[crypt4gh_files.KeyPair, crypt4gh_files.KeyPair],
+    sda_dsn: str,
+    dagster_instance_env: tuple[Path, dict[str, str]],
+    remote_api: StandInRemoteApi,
+):
+    """Build a `Node` with archive and sync storage of the given kinds (`posix` or `s3`)."""
+
+    def make(archive: str = "posix", sync: str = "posix") -> Node:
+        home, env = dagster_instance_env
+        return Node(
+            root=tmp_path,
+            archive=archive,
+            sync=sync,
+            node_keys=key_pairs[0],
+            receiver_keys=key_pairs[1],
+            sda_dsn=sda_dsn,
+            s3=s3_server,
+            remote=remote_api,
+            dagster_home=home,
+            dagster_env=env,
+        )
+
+    return make

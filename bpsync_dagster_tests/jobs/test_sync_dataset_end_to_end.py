@@ -1,0 +1,53 @@
+"""`bpsync sync` against real Postgres, S3 (moto), POSIX directories and an HTTP remote."""
+
+import os
+
+import pytest
+from dagster import DagsterRunStatus, RunsFilter
+
+from bpsync_dagster_tests.support import crypt4gh_files
+from bpsync_dagster_tests.support.environment import SECRETS, SUBMITTER
+
+MIB = 1024 * 1024
+
+
+@pytest.mark.parametrize(("archive", "sync"), [("posix", "posix"), ("s3", "s3"), ("posix", "s3"), ("s3", "posix")])
+def test_sync_copies_reencrypted_files_and_posts_the_manifest(make_node, archive: str, sync: str) -> None:
+    node = make_node(archive, sync)
+    dataset_id = node.dataset_id("basic")
+    files = node.add_dataset(
+        dataset_id,
+        [("empty.c4gh", b""), ("small/notes.txt.c4gh", b"a small file\n" * 10), ("big/slide.tiff.c4gh", os.urandom(12 * MIB + 123))],
+    )
+
+    result = node.bpsync("sync", dataset_id, *[item.accession_id for item in files])
+
+    assert result.returncode == 0, result.stderr
+    assert f"dataset {dataset_id} synced: 3 files copied" in result.stdout
+    for item in files:
+        assert node.decrypt_synced(item.path) == item.plaintext
+        synced_header = node.synced_object(item.path)[: len(item.header)]
+        assert synced_header != item.header
+        with pytest.raises(ValueError):
+            crypt4gh_files.decrypt(synced_header, b"", node.node_keys.secret_key)
+    assert node.remote.received == [
+        {
+            "dataset_id": dataset_id,
+            "dataset_files": [
+                {"filepath": item.path, "file_id": item.accession_id, "sha256": crypt4gh_files.sha256_hex(item.plaintext)}
+                for item in files
+            ],
+            "user": SUBMITTER,
+        }
+    ]
+    if sync == "s3":
+        multipart = node.s3.client().list_multipart_uploads(Bucket=f"{node.bucket_prefix}1")
+        assert not multipart.get("Uploads")
+
+    instance = node.instance()
+    runs = instance.get_runs(RunsFilter(tags={"dataset_id": dataset_id}))
+    assert [run.status for run in runs] == [DagsterRunStatus.SUCCESS]
+    for secret in SECRETS:
+        assert secret not in result.stdout + result.stderr
+        assert secret not in str(runs[0].run_config) + str(runs[0].tags)
+        assert secret not in str(instance.all_logs(runs[0].run_id))

@@ -1,0 +1,306 @@
+"""A whole SDA node for end-to-end tests: keys, SDA database, archive and sync storage, remote API,
+a Dagster instance on Postgres, and the config file that ties them together."""
+
+import io
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from contextlib import closing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg2
+import yaml
+from crypt4gh import header as c4gh_header
+from dagster import DagsterInstance
+
+from bpsync_dagster_tests.support import crypt4gh_files, sda_database
+from bpsync_dagster_tests.support.remote_api import StandInRemoteApi
+from bpsync_dagster_tests.support.s3_server import ACCESS_KEY, SECRET_KEY, S3Server
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+FILE_SYNC_SCHEMA = PROJECT_ROOT / "schemas" / "bigpicture" / "file-sync.json"
+
+DAGSTER_DB = "bpsync_test_dagster"
+DAGSTER_DB_USER = "bpsync_test_dagster"
+DAGSTER_DB_PASSWORD = "dagster-db-secret-29f"
+SDA_DB = "bpsync_test_sda"
+SDA_DB_USER = "bpsync_test_sda_reader"
+SDA_DB_PASSWORD = "sda-db-secret-47c"
+REMOTE_USER = "remote-sync-user"
+REMOTE_PASSWORD = "remote-api-secret-83b"
+NODE_PASSPHRASE = "node-key-passphrase-61d"
+SUBMITTER = "submitter@example.org"
+ARCHIVE_BUCKET = "archive"
+
+SECRETS = (DAGSTER_DB_PASSWORD, SDA_DB_PASSWORD, REMOTE_PASSWORD, NODE_PASSPHRASE, SECRET_KEY)
+
+
+def _admin_execute(*statements: str) -> None:
+    with closing(psycopg2.connect(sda_database.SERVER_DSN)) as connection:
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            for statement in statements:
+                cursor.execute(statement)
+
+
+def create_role(name: str, password: str) -> None:
+    _admin_execute(
+        f"DO $$ BEGIN CREATE ROLE {name} LOGIN PASSWORD '{password}'; "
+        f"EXCEPTION WHEN duplicate_object THEN ALTER ROLE {name} LOGIN PASSWORD '{password}'; END $$"
+    )
+
+
+def create_dagster_database() -> dict[str, str]:
+    """A fresh Dagster storage database; the environment `dagster.yaml` reads."""
+    create_role(DAGSTER_DB_USER, DAGSTER_DB_PASSWORD)
+    _admin_execute(f"DROP DATABASE IF EXISTS {DAGSTER_DB} WITH (FORCE)", f"CREATE DATABASE {DAGSTER_DB} OWNER {DAGSTER_DB_USER}")
+    return {
+        "DAGSTER_POSTGRES_HOST": "127.0.0.1",
+        "DAGSTER_POSTGRES_PORT": "5432",
+        "DAGSTER_POSTGRES_USER": DAGSTER_DB_USER,
+        "DAGSTER_POSTGRES_PASSWORD": DAGSTER_DB_PASSWORD,
+        "DAGSTER_POSTGRES_DB": DAGSTER_DB,
+    }
+
+
+def create_sda_database() -> str:
+    """A fresh SDA database readable by a password-protected role; its DSN as administrator."""
+    dsn = sda_database.create_sda_database(SDA_DB)
+    create_role(SDA_DB_USER, SDA_DB_PASSWORD)
+    with closing(psycopg2.connect(dsn)) as connection, connection, connection.cursor() as cursor:
+        cursor.execute(f"GRANT USAGE ON SCHEMA sda TO {SDA_DB_USER}")
+        cursor.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA sda TO {SDA_DB_USER}")
+    return dsn
+
+
+@dataclass(frozen=True)
+class SeededFile:
+    accession_id: str
+    path: str
+    plaintext: bytes
+    header: bytes
+
+
+@dataclass
+class Node:
+    """One test's SDA node; `archive`/`sync` are `posix` or `s3`."""
+
+    root: Path
+    archive: str
+    sync: str
+    node_keys: crypt4gh_files.KeyPair
+    receiver_keys: crypt4gh_files.KeyPair
+    sda_dsn: str
+    s3: S3Server
+    remote: StandInRemoteApi
+    dagster_home: Path
+    dagster_env: dict[str, str]
+    sync_s3_options: dict[str, object] = field(default_factory=dict)
+    sync_posix_options: dict[str, object] = field(default_factory=dict)
+    extra_env: dict[str, str] = field(default_factory=dict)
+    prefix: str = field(default_factory=lambda: f"t{uuid.uuid4().hex[:8]}")
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.root / "archive"
+
+    @property
+    def sync_dir(self) -> Path:
+        return self.root / "sync"
+
+    @property
+    def bucket_prefix(self) -> str:
+        return f"{self.prefix}-sync"
+
+    @property
+    def config_file(self) -> Path:
+        return self.root / "config.yaml"
+
+    def config(self) -> dict[str, object]:
+        archive: dict[str, object] = {"posix": [{"path": str(self.archive_dir)}]}
+        if self.archive == "s3":
+            archive["s3"] = [
+                {
+                    "endpoint": self.s3.endpoint_url,
+                    "access_key": ACCESS_KEY,
+                    "secret_key": SECRET_KEY,
+                    "disable_https": True,
+                    "bucket_prefix": ARCHIVE_BUCKET,
+                }
+            ]
+        if self.sync == "s3":
+            sync: dict[str, object] = {
+                "s3": [
+                    {
+                        "endpoint": self.s3.endpoint_url,
+                        "access_key": ACCESS_KEY,
+                        "secret_key": SECRET_KEY,
+                        "disable_https": True,
+                        "bucket_prefix": self.bucket_prefix,
+                        "chunk_size": "5MB",
+                        **self.sync_s3_options,
+                    }
+                ]
+            }
+        else:
+            sync = {"posix": [{"path": str(self.sync_dir), **self.sync_posix_options}]}
+        host, port = self.remote.url.rsplit(":", 1)
+        return {
+            "sync": {
+                "centerPrefix": "SYNC",
+                "remote": {"host": f"{host}/some/path", "port": int(port), "user": REMOTE_USER},
+            },
+            "c4gh": {
+                "filePath": str(self.node_keys.private_key_path),
+                "passphrase": NODE_PASSPHRASE,
+                "syncPubKeyPath": str(self.receiver_keys.public_key_path),
+            },
+            "broker": {"host": "127.0.0.1", "port": 5672, "user": "guest", "password": "guest", "queue": "mapping_stream"},
+            "db": {
+                "host": "127.0.0.1",
+                "port": 5432,
+                "user": SDA_DB_USER,
+                "password": SDA_DB_PASSWORD,
+                "database": SDA_DB,
+                "sslmode": "disable",
+            },
+            "storage": {"archive": archive, "sync": sync},
+        }
+
+    def write_config(self) -> None:
+        self.archive_dir.mkdir(parents=True, exist_ok=True)
+        self.config_file.write_text(yaml.safe_dump(self.config()))
+
+    def environment(self) -> dict[str, str]:
+        self.write_config()
+        return {
+            **{key: value for key, value in os.environ.items() if not key.startswith(("SYNC_", "C4GH_", "DB_", "BROKER_"))},
+            **self.dagster_env,
+            "DAGSTER_HOME": str(self.dagster_home),
+            "CONFIG_FILE": str(self.config_file),
+            "SYNC_REMOTE_PASSWORD": REMOTE_PASSWORD,
+            **self.extra_env,
+        }
+
+    def archive_location(self) -> str:
+        return f"{self.s3.endpoint_url}/{ARCHIVE_BUCKET}" if self.archive == "s3" else str(self.archive_dir)
+
+    def put_archived_body(self, name: str, body: bytes) -> None:
+        if self.archive == "s3":
+            self.s3.client().put_object(Bucket=ARCHIVE_BUCKET, Key=name, Body=body)
+        else:
+            (self.archive_dir / name).parent.mkdir(parents=True, exist_ok=True)
+            (self.archive_dir / name).write_bytes(body)
+
+    def add_file(
+        self,
+        accession_id: str,
+        path: str,
+        plaintext: bytes,
+        *,
+        header: bytes | None = None,
+        body: bytes | None = None,
+        archived_sha256: str | None = None,
+        archive_file_size: int | None = None,
+    ) -> SeededFile:
+        """Encrypt `plaintext` for the node key and archive it as ingest would."""
+        made_header, made_body = crypt4gh_files.encrypt(plaintext, self.node_keys.public_key)
+        header = made_header if header is None else header
+        body = made_body if body is None else body
+        archive_name = f"{self.prefix}/{uuid.uuid4()}"
+        self.put_archived_body(archive_name, body)
+        sda_database.insert_file(
+            self.sda_dsn,
+            sda_database.SdaFile(
+                stable_id=accession_id,
+                submission_user=SUBMITTER,
+                submission_file_path=path,
+                archive_location=self.archive_location(),
+                archive_file_path=archive_name,
+                archive_file_size=len(body) if archive_file_size is None else archive_file_size,
+                header_hex=header.hex(),
+                unencrypted_sha256=crypt4gh_files.sha256_hex(plaintext),
+                archived_sha256=crypt4gh_files.sha256_hex(body) if archived_sha256 is None else archived_sha256,
+            ),
+        )
+        return SeededFile(accession_id, path, plaintext, header)
+
+    def add_dataset(self, dataset_id: str, files: list[tuple[str, bytes]]) -> list[SeededFile]:
+        """Archive `(path, plaintext)` files and map them to the dataset; accession IDs are derived."""
+        seeded = [
+            self.add_file(f"{dataset_id}-F{index:03d}", f"{self.prefix}/{path}", plaintext)
+            for index, (path, plaintext) in enumerate(files)
+        ]
+        sda_database.map_dataset(self.sda_dsn, dataset_id, [item.accession_id for item in seeded])
+        return seeded
+
+    def dataset_id(self, name: str) -> str:
+        return f"SYNC-{self.prefix}-{name}"
+
+    def bpsync(self, *arguments: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        """Run the real `bpsync` command in a fresh process, from an unrelated directory."""
+        return subprocess.run(
+            [sys.executable, "-m", "bpsync_dagster.cli", *arguments],
+            cwd=self.root,
+            env=self.environment(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def synced_object(self, path: str) -> bytes | None:
+        """The object written under `path` in sync storage, wherever roll-over put it."""
+        if self.sync == "posix":
+            target = self.sync_dir / path
+            return target.read_bytes() if target.exists() else None
+        client = self.s3.client()
+        for bucket in self.sync_buckets():
+            try:
+                return client.get_object(Bucket=bucket, Key=path)["Body"].read()
+            except client.exceptions.NoSuchKey:
+                continue
+        return None
+
+    def sync_buckets(self) -> list[str]:
+        names = [bucket["Name"] for bucket in self.s3.client().list_buckets()["Buckets"]]
+        return sorted(name for name in names if name.startswith(self.bucket_prefix))
+
+    def visible_sync_names(self) -> list[str]:
+        """Every object name visible in sync storage, temporary ones included."""
+        if self.sync == "posix":
+            if not self.sync_dir.exists():
+                return []
+            return sorted(str(path.relative_to(self.sync_dir)) for path in self.sync_dir.rglob("*") if path.is_file())
+        client = self.s3.client()
+        return sorted(
+            item["Key"]
+            for bucket in self.sync_buckets()
+            for item in client.list_objects_v2(Bucket=bucket).get("Contents", [])
+        )
+
+    def decrypt_synced(self, path: str) -> bytes:
+        """Decrypt the synced object with the receiver's private key."""
+        data = self.synced_object(path)
+        assert data is not None, f"{path} is not in sync storage"
+        header, body = split_crypt4gh(data)
+        return crypt4gh_files.decrypt(header, body, self.receiver_keys.secret_key)
+
+    def instance(self) -> DagsterInstance:
+        for key, value in self.dagster_env.items():
+            os.environ[key] = value
+        return DagsterInstance.from_config(str(self.dagster_home))
+
+
+def split_crypt4gh(data: bytes) -> tuple[bytes, bytes]:
+    stream = io.BytesIO(data)
+    list(c4gh_header.parse(stream))
+    return data[: stream.tell()], data[stream.tell():]
+
+
+def make_dagster_home(directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    shutil.copy(PROJECT_ROOT / "dagster.yaml", directory / "dagster.yaml")
+    return directory
