@@ -24,8 +24,8 @@ FINAL_ERRORS: tuple[type[Exception], ...] = (
 
 DATABASE_RETRY = dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.FULL)
 COPY_RETRY = dg.RetryPolicy(max_retries=3, delay=10, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.FULL)
-# 5 attempts of at most 10 s connect + 30 s read, plus at most 75 s of back-off: under 5 minutes.
-REMOTE_API_RETRY = dg.RetryPolicy(max_retries=4, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.FULL)
+# 5 attempts of at most 10 s connect + 30 s read, plus at most 78 s of back-off: under 5 minutes.
+REMOTE_API_RETRY = dg.RetryPolicy(max_retries=4, delay=3, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.FULL)
 
 
 def is_final(error: BaseException) -> bool:

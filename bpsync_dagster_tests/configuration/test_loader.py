@@ -15,6 +15,7 @@ from bpsync_dagster.configuration import (
     RemoteApiSettings,
     S3Storage,
     Settings,
+    StorageSettings,
     load_settings,
 )
 from bpsync_dagster.configuration.settings import LogSettings, SchemaSettings
@@ -101,6 +102,26 @@ VALID_CONFIG: dict[str, object] = {
     },
 }
 
+ARCHIVE_S3 = S3Storage(
+    endpoint="https://s3.example.org",
+    access_key="archive-access-9f0",
+    secret_key="archive-secret-4b6",
+    region="eu-north-1",
+    ca_cert=Path("/certs/ca.pem"),
+    disable_https=False,
+    chunk_size=50 * 1024 * 1024,
+)
+SYNC_S3 = S3Storage(
+    endpoint="http://sync-s3:9000",
+    access_key="sync-access-2e8",
+    secret_key="sync-secret-6c3",
+    disable_https=True,
+    bucket_prefix="sync",
+    max_buckets=3,
+    max_objects=100,
+    max_size=10 * 1024**3,
+)
+
 EXPECTED = Settings(
     center_prefix="SYNC",
     remote=RemoteApiSettings(host="https://remote.example.org", port=8443, user="remote-user", password="remote-secret-7a1"),
@@ -136,31 +157,11 @@ EXPECTED = Settings(
         client_cert=Path("/certs/db.pem"),
         client_key=Path("/certs/db.key"),
     ),
-    archive=None,  # type: ignore[arg-type]  # compared separately below
-    sync=None,  # type: ignore[arg-type]
+    archive=StorageSettings(name="archive", s3=(ARCHIVE_S3,), posix=(PosixStorage(path=Path("/archive")),)),
+    sync=StorageSettings(name="sync", s3=(SYNC_S3,)),
     schema=SchemaSettings(type="isolated", path=None),
     log=LogSettings(level="debug", format="json"),
     warnings=(),
-)
-
-ARCHIVE_S3 = S3Storage(
-    endpoint="https://s3.example.org",
-    access_key="archive-access-9f0",
-    secret_key="archive-secret-4b6",
-    region="eu-north-1",
-    ca_cert=Path("/certs/ca.pem"),
-    disable_https=False,
-    chunk_size=50 * 1024 * 1024,
-)
-SYNC_S3 = S3Storage(
-    endpoint="http://sync-s3:9000",
-    access_key="sync-access-2e8",
-    secret_key="sync-secret-6c3",
-    disable_https=True,
-    bucket_prefix="sync",
-    max_buckets=3,
-    max_objects=100,
-    max_size=10 * 1024**3,
 )
 
 
@@ -197,19 +198,8 @@ def config_error(tmp_path: Path, tree: object, **env: str) -> str:
 def test_complete_config_loads_into_typed_values(tmp_path: Path) -> None:
     settings = load(tmp_path, VALID_CONFIG)
 
-    assert settings.center_prefix == EXPECTED.center_prefix
-    assert settings.remote == EXPECTED.remote
-    assert settings.crypt4gh == EXPECTED.crypt4gh
-    assert settings.broker == EXPECTED.broker
-    assert settings.database == EXPECTED.database
-    assert settings.schema == EXPECTED.schema
-    assert settings.log == EXPECTED.log
-    assert settings.archive.s3 == (ARCHIVE_S3,)
-    assert settings.archive.posix == (PosixStorage(path=Path("/archive")),)
+    assert settings == EXPECTED
     assert settings.archive.entries == (ARCHIVE_S3, PosixStorage(path=Path("/archive")))
-    assert settings.sync.s3 == (SYNC_S3,)
-    assert settings.sync.posix == ()
-    assert settings.warnings == ()
 
 
 def test_defaults_apply_when_optional_keys_are_absent(tmp_path: Path) -> None:

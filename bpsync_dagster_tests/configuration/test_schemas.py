@@ -13,6 +13,7 @@ from bpsync_dagster.configuration.schemas import (
     mapping_schema_file,
 )
 from bpsync_dagster.configuration.settings import SchemaSettings
+from bpsync_dagster_tests.configuration.test_loader import VALID_CONFIG, load
 
 
 @pytest.mark.parametrize("schema_type", ["isolated", "federated"])
@@ -42,8 +43,6 @@ def test_schema_path_overrides_the_shipped_schemas(tmp_path: Path, monkeypatch: 
 
 
 def test_schema_path_and_type_come_from_the_environment(tmp_path: Path) -> None:
-    from bpsync_dagster_tests.configuration.test_loader import VALID_CONFIG, load
-
     settings = load(tmp_path, VALID_CONFIG, SCHEMA_TYPE="federated", SCHEMA_PATH=str(tmp_path / "s"))
 
     assert settings.schema == SchemaSettings(type="federated", path=tmp_path / "s")

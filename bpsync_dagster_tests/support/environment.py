@@ -172,6 +172,7 @@ class Node:
 
     def write_config(self) -> None:
         self.archive_dir.mkdir(parents=True, exist_ok=True)
+        self.sync_dir.mkdir(parents=True, exist_ok=True)
         self.config_file.write_text(yaml.safe_dump(self.config()))
 
     def environment(self) -> dict[str, str]:
@@ -271,8 +272,6 @@ class Node:
     def visible_sync_names(self) -> list[str]:
         """Every object name visible in sync storage, temporary ones included."""
         if self.sync == "posix":
-            if not self.sync_dir.exists():
-                return []
             return sorted(str(path.relative_to(self.sync_dir)) for path in self.sync_dir.rglob("*") if path.is_file())
         client = self.s3.client()
         return sorted(

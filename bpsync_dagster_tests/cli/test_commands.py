@@ -1,0 +1,83 @@
+"""`bpsync check` and the process-level promises of the package and the CLI."""
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pika
+import pytest
+
+from bpsync_dagster_tests.support.environment import SECRETS, Node
+
+
+@pytest.fixture
+def mapping_queue(make_node) -> Iterator[str]:
+    node: Node = make_node()
+    name = f"{node.prefix}-mappings"
+    connection = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", 5672))
+    connection.channel().queue_declare(name)
+    yield name
+    connection.channel().queue_delete(name)
+    connection.close()
+
+
+def test_check_reports_every_connection_ok(make_node, mapping_queue: str) -> None:
+    node: Node = make_node("s3", "s3")
+    node.extra_env = {"BROKER_QUEUE": mapping_queue}
+
+    result = node.bpsync("check")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "config: ok (sync.centerPrefix SYNC)"
+    for subject in ("crypt4gh keys", "database", "broker", "archive posix", "archive s3", "sync s3", "remote API"):
+        assert any(line.startswith(subject) and ": ok" in line for line in lines), (subject, lines)
+
+
+def test_check_names_what_is_wrong(make_node) -> None:
+    node: Node = make_node("posix", "posix")
+    node.extra_env = {"DB_DATABASE": "absent_sda", "BROKER_QUEUE": f"{node.prefix}-absent", "C4GH_PASSPHRASE": "wrong"}
+
+    result = node.bpsync("check")
+
+    assert result.returncode == 1
+    out = result.stdout
+    assert "crypt4gh keys: c4gh.passphrase: wrong passphrase" in out
+    assert "cannot connect to the SDA database" in out and '"absent_sda" does not exist' in out
+    assert f"queue {node.prefix}-absent: broker.queue '{node.prefix}-absent': NOT_FOUND" in out
+    assert "sync posix" in out and ": ok" in out.split("sync posix", 1)[1].splitlines()[0]
+
+
+def test_the_package_imports_without_any_configuration(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", "import bpsync_dagster, bpsync_dagster.definitions, bpsync_dagster.cli.main"],
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "CONFIG_FILE": str(tmp_path / "absent.yaml")},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_code_location_load_names_a_bad_key(make_node) -> None:
+    node: Node = make_node()
+    environment = {**node.environment(), "SYNC_CENTERPREFIX": "", "CONFIG_FILE": str(node.root / "empty.yaml")}
+    (node.root / "empty.yaml").write_text("{}\n")
+    load = "from bpsync_dagster.definitions import defs; defs()"
+    result = subprocess.run([sys.executable, "-c", load], env=environment, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "config: sync.centerPrefix (env SYNC_CENTERPREFIX) is required" in result.stderr
+
+
+def test_dagster_home_files_hold_no_secret(make_node) -> None:
+    node: Node = make_node("posix", "s3")
+    dataset_id = node.dataset_id("nosecrets")
+    node.add_dataset(dataset_id, [("n.c4gh", b"n" * 100)])
+    assert node.bpsync("sync", dataset_id).returncode == 0
+
+    for path in node.dagster_home.rglob("*"):
+        if path.is_file():
+            content = path.read_bytes()
+            for secret in SECRETS:
+                assert secret.encode() not in content, path
