@@ -124,6 +124,10 @@ def verify(receiver_secret_key: bytes) -> None:
             raise SystemExit(1)
 
 
+def _interrupt(_signal_number: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--no-ui", action="store_true", help="stop after the sync instead of serving the UI")
@@ -151,6 +155,7 @@ def main() -> int:
             env=environment,
             cwd=DEMO_DIR,
         )
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
             ui.wait()
         except KeyboardInterrupt:

@@ -84,11 +84,13 @@ def load_private_key(path: Path, passphrase: str) -> bytes:
     if cipher_name != b"chacha20_poly1305":
         raise KeyLoadError(f"c4gh.filePath: {path} uses the unsupported cipher {cipher_name.decode(errors='replace')}")
     rounds = int.from_bytes(kdf_options[:4], byteorder="big")
-    shared_key = derive_key(kdf_name, passphrase.encode(), kdf_options[4:], rounds)
     try:
+        shared_key = derive_key(kdf_name, passphrase.encode(), kdf_options[4:], rounds)
         secret_key = ChaCha20Poly1305(shared_key).decrypt(private_data[:12], private_data[12:], None)
     except InvalidTag:
         raise KeyLoadError(f"c4gh.passphrase: wrong passphrase for the private key {path} (c4gh.filePath)") from None
+    except ValueError:
+        raise malformed from None
     if len(secret_key) != KEY_LENGTH:
         raise malformed
     return secret_key

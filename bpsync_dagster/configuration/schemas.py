@@ -2,7 +2,12 @@
 
 import functools
 import json
+import re
+from collections.abc import Iterator
 from pathlib import Path
+
+import jsonschema
+from jsonschema.protocols import Validator
 
 from bpsync_dagster.configuration.errors import ConfigError
 from bpsync_dagster.configuration.settings import SchemaSettings
@@ -36,3 +41,19 @@ def load_schema(path: Path) -> dict[str, object]:
         return json.loads(path.read_text())
     except (OSError, ValueError) as error:
         raise ConfigError(f"schema {path} cannot be read as JSON: {error}") from None
+
+
+def _javascript_pattern(validator: Validator, pattern: str, instance: object, schema: dict) -> Iterator[jsonschema.ValidationError]:
+    """`pattern` with ECMA-262's `$`, which, unlike Python's, does not match before a final newline."""
+    if not validator.is_type(instance, "string"):
+        return
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        pattern = pattern[:-1] + r"\Z"
+    if not re.search(pattern, instance):
+        yield jsonschema.ValidationError(f"{instance!r} does not match {schema['pattern']!r}")
+
+
+def schema_validator(schema: dict[str, object]) -> Validator:
+    """A validator for `schema` whose patterns behave as in the SDA services (ECMA-262, not Python)."""
+    base = jsonschema.validators.validator_for(schema)
+    return jsonschema.validators.extend(base, {"pattern": _javascript_pattern})(schema)

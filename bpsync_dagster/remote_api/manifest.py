@@ -5,6 +5,7 @@ import json
 
 import jsonschema
 
+from bpsync_dagster.configuration.schemas import schema_validator
 from bpsync_dagster.sda_database import FileRecord
 
 
@@ -37,11 +38,10 @@ def build_manifest(dataset_id: str, records: list[FileRecord]) -> dict[str, obje
 
 
 def validate_manifest(manifest: dict[str, object], schema: dict[str, object]) -> None:
-    try:
-        jsonschema.validate(manifest, schema)
-    except jsonschema.ValidationError as error:
+    error = jsonschema.exceptions.best_match(schema_validator(schema).iter_errors(manifest))
+    if error is not None:
         where = "/".join(str(part) for part in error.absolute_path) or "the manifest"
-        raise ManifestError(f"dataset {manifest.get('dataset_id')}: {where} does not match file-sync.json: {error.message}") from None
+        raise ManifestError(f"dataset {manifest.get('dataset_id')}: {where} does not match file-sync.json: {error.message}")
 
 
 def manifest_body(manifest: dict[str, object]) -> bytes:

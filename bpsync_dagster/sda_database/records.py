@@ -1,9 +1,10 @@
 """File records of the SDA database and the checks a record must pass before it is synced."""
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
-SHA256_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
+SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 MAX_KEY_BYTES = 1024
 MAX_NAME_BYTES = 255
 
@@ -42,7 +43,7 @@ def destination_problem(path: str) -> str | None:
         return "submission_file_path contains '..'"
     if any(part in ("", ".") for part in parts):
         return "submission_file_path has an empty or '.' component"
-    if any(ord(char) < 0x20 or char == "\x7f" for char in path):
+    if any(unicodedata.category(char) == "Cc" for char in path):
         return "submission_file_path contains control characters"
     if "\\" in path:
         return "submission_file_path contains a backslash"
@@ -76,9 +77,9 @@ def record_problems(record: FileRecord, dataset_id: str) -> list[str]:
         problems.append("the file has no archive location or path")
     if not record.unencrypted_sha256:
         problems.append("the file has no SHA256 UNENCRYPTED checksum")
-    elif not SHA256_HEX.match(record.unencrypted_sha256):
+    elif not SHA256_HEX.fullmatch(record.unencrypted_sha256):
         problems.append("the SHA256 UNENCRYPTED checksum is not 64 hex digits")
-    if record.archived_sha256 and not SHA256_HEX.match(record.archived_sha256):
+    if record.archived_sha256 and not SHA256_HEX.fullmatch(record.archived_sha256):
         problems.append("the SHA256 ARCHIVED checksum is not 64 hex digits")
     if not record.submission_user:
         problems.append("the file has no submission_user")

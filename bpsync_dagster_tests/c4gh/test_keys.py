@@ -134,7 +134,6 @@ def test_private_key_in_wrong_format_names_its_config_key(tmp_path: Path, conten
         load_private_key(path, "passphrase")
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason="load_private_key lets cryptography/bcrypt ValueError escape for corrupt key data")
 @pytest.mark.parametrize(
     "content",
     [

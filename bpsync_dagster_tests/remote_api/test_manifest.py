@@ -100,7 +100,6 @@ def test_schema_rejects_bad_dataset_id_or_user(dataset_id: str, user: str) -> No
         validate_manifest(manifest, FILE_SYNC_SCHEMA)
 
 
-@pytest.mark.xfail(strict=True, reason="jsonschema applies `pattern` with Python re, where `$` matches before a trailing newline")
 @pytest.mark.parametrize("field", ["sha256", "file_id"])
 def test_schema_rejects_trailing_newline(field: str) -> None:
     manifest = build_manifest(DATASET, [FIRST])
