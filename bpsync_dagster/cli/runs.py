@@ -95,9 +95,12 @@ def create_reexecution_from_failure(instance: DagsterInstance, parent_run_id: st
 
 
 def innermost_message(error: SerializableErrorInfo) -> str:
+    """The root cause's message, without the exception's class name."""
     while error.cause is not None:
         error = error.cause
-    return error.message.strip().split("\n")[0]
+    first_line = error.message.strip().split("\n")[0]
+    class_name, separator, message = first_line.partition(": ")
+    return message if separator and " " not in class_name else first_line
 
 
 def failure_reason(event: DagsterEvent) -> str:

@@ -8,7 +8,7 @@ import dagster as dg
 from bpsync_dagster.c4gh import HeaderError, KeyLoadError
 from bpsync_dagster.configuration import ConfigError
 from bpsync_dagster.remote_api import ManifestError, RemoteApiError, TransientRemoteApiError
-from bpsync_dagster.sda_database import RecordError
+from bpsync_dagster.sda_database import RecordError, SchemaVersionError
 from bpsync_dagster.storage import StorageError, TransientStorageError
 
 TRANSIENT_ERRORS: tuple[type[Exception], ...] = (TransientStorageError, TransientRemoteApiError)
@@ -17,6 +17,7 @@ FINAL_ERRORS: tuple[type[Exception], ...] = (
     KeyLoadError,
     HeaderError,
     RecordError,
+    SchemaVersionError,
     ManifestError,
     RemoteApiError,
     StorageError,

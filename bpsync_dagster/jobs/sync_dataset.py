@@ -63,7 +63,8 @@ class CopyFailed(Exception):
 def fetch_file_records(
     context: dg.OpExecutionContext, config: SyncRequest, sda_database: SdaDatabaseResource
 ) -> DatasetFiles:
-    """Look up the files' records (one query), and refuse any that cannot be synced."""
+    """Look up the files' records (one query); refuse the dataset before anything is copied if a
+    record cannot be synced or the manifest could not be built from them."""
     if context.run.tags.get(DATASET_TAG) != config.dataset_id:
         context.instance.add_run_tags(context.run_id, {DATASET_TAG: config.dataset_id})
     with final_failures():
@@ -74,6 +75,7 @@ def fetch_file_records(
                 allow_retries=False,
             )
         check_records(config.dataset_id, config.accession_ids, records)
+        build_manifest(config.dataset_id, records)
     context.add_output_metadata({"dataset_id": config.dataset_id, "files": len(records)})
     return DatasetFiles(config.dataset_id, tuple(records))
 

@@ -39,7 +39,11 @@ SELECT {_FILE_COLUMNS}
 
 
 class DatabaseError(Exception):
-    """The SDA database is unreachable, too old, or refused a query."""
+    """The SDA database is unreachable or refused a query; a retry may help."""
+
+
+class SchemaVersionError(DatabaseError):
+    """The SDA database's schema is older than this service needs; retrying cannot help."""
 
 
 class SdaDatabase:
@@ -89,7 +93,7 @@ class SdaDatabase:
         except psycopg2.Error as error:
             raise DatabaseError(f"cannot read sda.dbschema_version in {self.describe()}: {_first_line(error)}") from None
         if version is None or version < MINIMUM_SCHEMA_VERSION:
-            raise DatabaseError(
+            raise SchemaVersionError(
                 f"the SDA database {self.describe()} has schema version {version}; at least {MINIMUM_SCHEMA_VERSION} is required"
             )
         return version

@@ -6,9 +6,10 @@ import psycopg2
 import pytest
 
 from bpsync_dagster_tests.support import crypt4gh_files
-from bpsync_dagster_tests.support.environment import SECRETS, Node
+from bpsync_dagster_tests.support.environment import SECRETS, Node, create_sda_database
 
 MIB = 1024 * 1024
+OLD_SDA_DB = "bpsync_test_sda_v22"
 
 
 def _failure_line(stderr: str) -> str:
@@ -204,3 +205,45 @@ def test_bad_configuration_is_one_line_before_any_run(make_node, env: dict[str, 
     assert result.stdout == ""
     for secret in SECRETS:
         assert secret not in result.stderr
+
+
+def test_an_sda_schema_older_than_23_is_refused_at_once(make_node) -> None:
+    node: Node = make_node("posix", "posix")
+    create_sda_database(OLD_SDA_DB, schema_version=22)
+    node.extra_env = {"DB_DATABASE": OLD_SDA_DB}
+
+    result = node.bpsync("sync", node.dataset_id("old-schema"))
+
+    assert result.returncode == 1
+    assert "has schema version 22; at least 23 is required" in _failure_line(result.stderr)
+    assert "will retry" not in result.stdout
+
+
+def test_a_manifest_that_cannot_be_built_stops_the_sync_before_copying(make_node) -> None:
+    node: Node = make_node("posix", "posix")
+    dataset_id = node.dataset_id("two-users")
+    first = node.add_file(f"{dataset_id}-F1", f"{node.prefix}/one.c4gh", b"1")
+    second = node.add_file(f"{dataset_id}-F2", f"{node.prefix}/two.c4gh", b"2", submission_user="someone.else@example.org")
+
+    result = node.bpsync("sync", dataset_id, first.accession_id, second.accession_id)
+
+    assert result.returncode == 1
+    assert "several users" in _failure_line(result.stderr)
+    assert node.visible_sync_names() == []
+    assert node.remote.attempts == 0
+
+
+def test_every_call_syncs_again(make_node) -> None:
+    node: Node = make_node("posix", "s3")
+    dataset_id = node.dataset_id("again")
+    (item,) = node.add_dataset(dataset_id, [("again.c4gh", b"again" * 100)])
+
+    first = node.bpsync("sync", dataset_id)
+    header_after_first = node.synced_object(item.path)[:124]
+    second = node.bpsync("sync", dataset_id)
+
+    assert first.returncode == 0 and second.returncode == 0, second.stderr
+    assert "1 files copied, 0 already in place" in second.stdout
+    assert node.synced_object(item.path)[:124] != header_after_first
+    assert node.decrypt_synced(item.path) == item.plaintext
+    assert len(node.remote.received) == 2

@@ -66,9 +66,9 @@ def create_dagster_database() -> dict[str, str]:
     }
 
 
-def create_sda_database() -> str:
+def create_sda_database(name: str = SDA_DB, schema_version: int = 23) -> str:
     """A fresh SDA database readable by a password-protected role; its DSN as administrator."""
-    dsn = sda_database.create_sda_database(SDA_DB)
+    dsn = sda_database.create_sda_database(name, schema_version)
     create_role(SDA_DB_USER, SDA_DB_PASSWORD)
     with closing(psycopg2.connect(dsn)) as connection, connection, connection.cursor() as cursor:
         cursor.execute(f"GRANT USAGE ON SCHEMA sda TO {SDA_DB_USER}")
@@ -206,6 +206,7 @@ class Node:
         body: bytes | None = None,
         archived_sha256: str | None = None,
         archive_file_size: int | None = None,
+        submission_user: str = SUBMITTER,
     ) -> SeededFile:
         """Encrypt `plaintext` for the node key and archive it as ingest would."""
         made_header, made_body = crypt4gh_files.encrypt(plaintext, self.node_keys.public_key)
@@ -217,7 +218,7 @@ class Node:
             self.sda_dsn,
             sda_database.SdaFile(
                 stable_id=accession_id,
-                submission_user=SUBMITTER,
+                submission_user=submission_user,
                 submission_file_path=path,
                 archive_location=self.archive_location(),
                 archive_file_path=archive_name,
