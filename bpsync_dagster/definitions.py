@@ -9,11 +9,16 @@ import dagster as dg
 from bpsync_dagster.configuration import service_settings
 from bpsync_dagster.jobs import sync_dataset
 from bpsync_dagster.resources import RESOURCES
+from bpsync_dagster.sensors import build_mapping_sensor, failed_sync_reporter
 
 LOCATION_NAME = "bpsync"
 
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    service_settings()
-    return dg.Definitions(jobs=[sync_dataset], resources=RESOURCES)
+    settings = service_settings()
+    return dg.Definitions(
+        jobs=[sync_dataset],
+        sensors=[build_mapping_sensor(settings.sensor.interval_seconds), failed_sync_reporter],
+        resources=RESOURCES,
+    )

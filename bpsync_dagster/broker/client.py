@@ -63,7 +63,6 @@ class BrokerSession:
     def __enter__(self) -> "BrokerSession":
         self._connection = _connect(self._settings)
         self._channel = self._connection.channel()
-        self._channel.basic_qos(prefetch_count=self._settings.prefetch_count)
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None) -> None:
@@ -80,30 +79,31 @@ class BrokerSession:
         assert self._channel is not None, "use BrokerSession as a context manager"
         return self._channel
 
-    def check_queue(self) -> None:
-        """The queue exists (a passive declare), or `BrokerError`."""
-        try:
-            self._connection.channel().queue_declare(self._settings.queue, passive=True)  # type: ignore[union-attr]
-        except pika.exceptions.ChannelClosedByBroker as error:
-            raise BrokerError(f"broker.queue {self._settings.queue!r}: {error.reply_text}") from None
-
     def read_stream(self, start: StreamPosition, limit: int, idle_seconds: float) -> list[Delivery]:
-        """Up to `limit` deliveries from `start`, stopping after `idle_seconds` without one; each acked."""
+        """Up to `limit` deliveries from `start`, stopping after `idle_seconds` without one; each acked.
+
+        Each call consumes on a channel of its own, so earlier consumers never interleave.
+        """
+        assert self._connection is not None, "use BrokerSession as a context manager"
+        channel = self._connection.channel()
+        channel.basic_qos(prefetch_count=self._settings.prefetch_count)
         deliveries: list[Delivery] = []
-        consumer = self.channel.consume(
-            self._settings.queue,
-            auto_ack=False,
-            arguments={"x-stream-offset": start},
-            inactivity_timeout=idle_seconds,
+        consumer = channel.consume(
+            self._settings.queue, auto_ack=False, arguments={"x-stream-offset": start}, inactivity_timeout=idle_seconds
         )
         for method, properties, body in consumer:
             if method is None:
                 break
             deliveries.append(_delivery(method, properties, body))
-            self.channel.basic_ack(method.delivery_tag)
+            channel.basic_ack(method.delivery_tag)
             if len(deliveries) >= limit:
                 break
         return deliveries
+
+    def last_offset(self, idle_seconds: float) -> int | None:
+        """The stream's last offset, or None when it is empty."""
+        deliveries = self.read_stream("last", limit=1_000_000, idle_seconds=idle_seconds)
+        return max((delivery.offset for delivery in deliveries if delivery.offset is not None), default=None)
 
     def get_classic(self, limit: int) -> list[Delivery]:
         """Up to `limit` messages, unacked: they return to the queue unless acked in this session."""
@@ -120,7 +120,8 @@ class BrokerSession:
 
     def publish_error(self, body: bytes, correlation_id: str | None) -> None:
         """Publish to `broker.exchange` with routing key `error`; returns once the broker confirms."""
-        channel = self._connection.channel()  # type: ignore[union-attr]
+        assert self._connection is not None, "use BrokerSession as a context manager"
+        channel = self._connection.channel()
         channel.confirm_delivery()
         try:
             channel.basic_publish(

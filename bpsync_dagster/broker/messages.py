@@ -48,9 +48,9 @@ def decide(body: bytes, validator: Validator, center_prefix: str) -> Decision:
     except RecursionError:
         return InvalidMessage("the message is nested too deeply")
     if problems:
-        first = problems[0]
-        where = "/".join(str(part) for part in first.absolute_path) or "the message"
-        return InvalidMessage(f"{where}: {first.message}"[:MAX_REASON_LENGTH])
+        described = ["/".join(str(part) for part in problem.absolute_path) or "the message" for problem in problems]
+        reason = "; ".join(f"{where}: {problem.message}" for where, problem in zip(described, problems))
+        return InvalidMessage(reason[:MAX_REASON_LENGTH])
     dataset_id = message["dataset_id"]
     if not dataset_id.startswith(center_prefix):
         return ForeignDataset(dataset_id)
@@ -60,11 +60,11 @@ def decide(body: bytes, validator: Validator, center_prefix: str) -> Decision:
     return SyncDataset(dataset_id, accession_ids)
 
 
-def info_error_body(reason: str, original: bytes) -> bytes:
+def info_error_body(reason: str, original: bytes, error: str = INFO_ERROR_TITLE) -> bytes:
     """The info-error message SDA services publish for a message they cannot handle."""
     return json.dumps(
         {
-            "error": INFO_ERROR_TITLE,
+            "error": error,
             "reason": reason or "unknown",
             "original-message": original.decode("utf-8", errors="replace"),
         }

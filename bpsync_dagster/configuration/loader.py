@@ -4,6 +4,7 @@ A key's environment form is its dotted path upper-cased with `.` turned into `_`
 case-insensitive; an empty environment variable counts as unset. Storage is YAML only.
 """
 
+import datetime
 import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -21,6 +22,7 @@ from bpsync_dagster.configuration.settings import (
     RemoteApiSettings,
     S3Storage,
     SchemaSettings,
+    SensorSettings,
     Settings,
     StorageSettings,
 )
@@ -217,6 +219,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             type=source.text("schema.type", default="isolated"),
             path=source.path("schema.path"),
         ),
+        sensor=_sensor(source),
         log=LogSettings(
             level=source.choice("log.level", choices=LOG_LEVELS, default="info"),
             format=source.choice("log.format", choices=("text", "json"), default="text"),
@@ -250,6 +253,26 @@ def _broker(source: _Source) -> BrokerSettings:
         client_key=source.path("broker.clientKey", required=ssl and verify_peer),
     )
     return settings
+
+
+def _sensor(source: _Source) -> SensorSettings:
+    stream_start = source.text("sync.sensor.streamStart", default="next").strip()
+    if stream_start.lower() in ("first", "next"):
+        stream_start = stream_start.lower()
+    elif not stream_start.isdigit():
+        try:
+            datetime.datetime.fromisoformat(stream_start)
+        except ValueError:
+            raise ConfigError(
+                f"{source.describe(('sync.sensor.streamStart',))} must be first, next, an offset or an ISO timestamp, "
+                f"not {stream_start!r}"
+            ) from None
+    return SensorSettings(
+        interval_seconds=_required(source.integer("sync.sensor.interval", default=1, minimum=1, maximum=3600)),
+        batch_size=_required(source.integer("sync.sensor.batchSize", default=200, minimum=1, maximum=5000)),
+        queue_type=source.choice("sync.sensor.queueType", choices=("auto", "stream", "classic"), default="auto"),
+        stream_start=stream_start,
+    )
 
 
 def _database(source: _Source) -> DatabaseSettings:

@@ -125,6 +125,16 @@ class SchemaSettings:
 
 
 @dataclass(frozen=True)
+class SensorSettings:
+    """How the mapping sensor reads `broker.queue`."""
+
+    interval_seconds: int = 1
+    batch_size: int = 200
+    queue_type: str = "auto"
+    stream_start: str = "next"
+
+
+@dataclass(frozen=True)
 class LogSettings:
     level: str = "info"
     format: str = "text"
@@ -142,5 +152,6 @@ class Settings:
     archive: StorageSettings
     sync: StorageSettings
     schema: SchemaSettings = SchemaSettings()
+    sensor: SensorSettings = SensorSettings()
     log: LogSettings = LogSettings()
     warnings: tuple[str, ...] = ()

@@ -1,0 +1,69 @@
+"""The sensor that turns dataset-mapping messages into `sync_dataset` runs, and the one that reports
+failed runs to the SDA error stream."""
+
+import json
+
+import dagster as dg
+from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
+
+from bpsync_dagster.broker.client import BrokerSession
+from bpsync_dagster.broker.messages import info_error_body
+from bpsync_dagster.configuration import service_settings
+from bpsync_dagster.jobs import DATASET_TAG, sync_dataset
+from bpsync_dagster.sensors.mapping_poller import CORRELATION_TAG, MappingPoller
+
+MAPPING_SENSOR_NAME = "dataset_mapping_sensor"
+FAILED_SYNC_ERROR = "Dataset sync failed in sync service"
+
+
+def _run_exists(instance: dg.DagsterInstance, run_key: str) -> bool:
+    tags = {RUN_KEY_TAG: run_key, SENSOR_NAME_TAG: MAPPING_SENSOR_NAME}
+    return bool(instance.get_run_ids(dg.RunsFilter(tags=tags), limit=1))
+
+
+def build_mapping_sensor(interval_seconds: int) -> dg.SensorDefinition:
+    @dg.sensor(
+        name=MAPPING_SENSOR_NAME,
+        job=sync_dataset,
+        minimum_interval_seconds=interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Reads broker.queue (mapping_stream) and requests one sync_dataset run per local dataset.",
+    )
+    def dataset_mapping_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+        try:
+            poller = MappingPoller(service_settings(), lambda key: _run_exists(context.instance, key), context.log)
+            tick = poller.poll(context.cursor)
+        except Exception as error:
+            # A tick never fails: the cursor stays where it was and the next tick tries again.
+            context.log.error(f"mapping sensor: {type(error).__name__}: {error}")
+            return dg.SensorResult(skip_reason=dg.SkipReason(f"broker not read: {error}"))
+        context.log.info(f"mapping sensor: {tick.report}")
+        cursor = tick.cursor.serialize()
+        if tick.run_requests:
+            return dg.SensorResult(run_requests=tick.run_requests, cursor=cursor)
+        return dg.SensorResult(skip_reason=dg.SkipReason(str(tick.report)), cursor=cursor)
+
+    return dataset_mapping_sensor
+
+
+def _original_message(run: dg.DagsterRun) -> bytes:
+    config = run.run_config.get("ops", {}).get("fetch_file_records", {}).get("config", {})
+    message = {"type": "mapping", "dataset_id": config.get("dataset_id"), "accession_ids": config.get("accession_ids", [])}
+    return json.dumps(message).encode()
+
+
+@dg.run_failure_sensor(
+    name="failed_sync_reporter",
+    monitored_jobs=[sync_dataset],
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Publishes an info-error message to the error routing key for every failed sync_dataset run.",
+)
+def failed_sync_reporter(context: dg.RunFailureSensorContext) -> None:
+    run = context.dagster_run
+    dataset_id = run.tags.get(DATASET_TAG, "unknown dataset")
+    reason = f"dataset {dataset_id}: run {run.run_id} failed: {context.failure_event.message or 'see the run in Dagster'}"
+    with BrokerSession(service_settings().broker) as session:
+        session.publish_error(
+            info_error_body(reason, _original_message(run), error=FAILED_SYNC_ERROR), run.tags.get(CORRELATION_TAG)
+        )
+    context.log.info(f"info-error published for the failed sync of {dataset_id} (run {run.run_id})")

@@ -1,0 +1,179 @@
+"""The mapping sensor's ticks against this machine's RabbitMQ and a Dagster instance on Postgres.
+
+The daemon is not involved here: each test evaluates ticks itself (and, for a classic queue,
+creates the runs the daemon would create); `test_with_daemon.py` runs the real daemon.
+"""
+
+import json
+from collections.abc import Iterator
+
+import dagster as dg
+import jsonschema
+import pytest
+from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
+
+from bpsync_dagster.configuration import service_settings
+from bpsync_dagster.jobs import sync_dataset
+from bpsync_dagster.sensors import MAPPING_SENSOR_NAME, build_mapping_sensor
+from bpsync_dagster_tests.support.environment import PROJECT_ROOT, Node
+from bpsync_dagster_tests.support.rabbitmq import Topology, topology
+
+INFO_ERROR_SCHEMA = json.loads((PROJECT_ROOT / "schemas" / "federated" / "info-error.json").read_text())
+
+
+@pytest.fixture
+def sensor_node(make_node, monkeypatch: pytest.MonkeyPatch) -> Iterator[Node]:
+    node: Node = make_node()
+    yield node
+    service_settings.cache_clear()
+
+
+def _configure(node: Node, monkeypatch: pytest.MonkeyPatch, names: Topology, **extra: str) -> dg.DagsterInstance:
+    node.extra_env = {"BROKER_QUEUE": names.mapping_queue, "BROKER_EXCHANGE": names.exchange, **extra}
+    for key, value in node.environment().items():
+        monkeypatch.setenv(key, value)
+    service_settings.cache_clear()
+    return node.instance()
+
+
+def _tick(instance: dg.DagsterInstance, cursor: str | None) -> dg.SensorResult:
+    sensor = build_mapping_sensor(1)
+    return sensor(dg.build_sensor_context(instance=instance, cursor=cursor))
+
+
+def _mapping(dataset_id: str, *accession_ids: str) -> dict:
+    return {"type": "mapping", "dataset_id": dataset_id, "accession_ids": list(accession_ids)}
+
+
+def _publish_every_kind(node: Node, names: Topology) -> dict[str, str]:
+    local = node.dataset_id("local")
+    names.publish(_mapping(local, "ACC-1", "ACC-2"), correlation_id="corr-local")
+    names.publish(_mapping("OTHER-NODE-0001", "ACC-9"), correlation_id="corr-foreign")
+    names.publish(b"{not json", correlation_id="corr-notjson")
+    names.publish({"type": "release", "dataset_id": local}, correlation_id="corr-release")
+    names.publish(_mapping(node.dataset_id("empty")), correlation_id="corr-empty")
+    names.publish(b"\xff\xfe not utf-8", correlation_id="corr-binary")
+    return {"local": local}
+
+
+def _assert_info_errors(names: Topology) -> None:
+    errors = names.error_messages()
+    for body, properties in errors:
+        jsonschema.validate(body, INFO_ERROR_SCHEMA)
+        assert body["error"] == "Message validation failed in sync service"
+        assert properties.content_type == "application/json" and properties.delivery_mode == 2
+    by_correlation = {properties.correlation_id: body for body, properties in errors}
+    assert sorted(by_correlation) == ["corr-binary", "corr-empty", "corr-notjson", "corr-release"]
+    assert by_correlation["corr-notjson"]["original-message"] == "{not json"
+    assert "not JSON" in by_correlation["corr-notjson"]["reason"]
+    assert "accession_ids is empty" in by_correlation["corr-empty"]["reason"]
+    assert "type: 'mapping' was expected" in by_correlation["corr-release"]["reason"]
+    assert "UTF-8" in by_correlation["corr-binary"]["reason"]
+
+
+def test_stream_ticks_request_runs_for_local_datasets_and_answer_bad_messages(sensor_node: Node, monkeypatch) -> None:
+    with topology(sensor_node.prefix, "stream") as names:
+        names.publish(_mapping(sensor_node.dataset_id("before-first-start"), "ACC-0"))
+        instance = _configure(sensor_node, monkeypatch, names)
+
+        first = _tick(instance, None)
+        assert not first.run_requests
+        assert json.loads(first.cursor) == {"kind": "stream", "offset": 0, "generation": 0}
+
+        ids = _publish_every_kind(sensor_node, names)
+        names.publish(_mapping(ids["local"], "ACC-1", "ACC-2"), correlation_id="corr-duplicate")
+        second = _tick(instance, first.cursor)
+
+        assert [request.tags["dataset_id"] for request in second.run_requests] == [ids["local"], ids["local"]]
+        assert [request.run_key for request in second.run_requests] == [f"{names.mapping_queue}:0:1", f"{names.mapping_queue}:0:7"]
+        assert second.run_requests[0].tags["correlation_id"] == "corr-local"
+        assert second.run_requests[0].run_config == {
+            "ops": {"fetch_file_records": {"config": {"dataset_id": ids["local"], "accession_ids": ["ACC-1", "ACC-2"]}}}
+        }
+        assert json.loads(second.cursor)["offset"] == 7
+        _assert_info_errors(names)
+
+        third = _tick(instance, second.cursor)
+        assert not third.run_requests and third.cursor == second.cursor
+
+
+def test_a_fresh_stream_start_of_first_reads_everything(sensor_node: Node, monkeypatch) -> None:
+    with topology(sensor_node.prefix, "stream") as names:
+        names.publish(_mapping(sensor_node.dataset_id("old"), "ACC-0"))
+        instance = _configure(sensor_node, monkeypatch, names, SYNC_SENSOR_STREAMSTART="first")
+
+        result = _tick(instance, None)
+
+        assert [request.run_key for request in result.run_requests] == [f"{names.mapping_queue}:0:0"]
+
+
+def test_an_empty_stream_is_pinned_to_its_first_offset(sensor_node: Node, monkeypatch) -> None:
+    with topology(sensor_node.prefix, "stream") as names:
+        instance = _configure(sensor_node, monkeypatch, names)
+        pinned = _tick(instance, None)
+        assert json.loads(pinned.cursor)["offset"] == -1
+
+        names.publish(_mapping(sensor_node.dataset_id("after-pin"), "ACC-1"))
+        result = _tick(instance, pinned.cursor)
+
+        assert [request.run_key for request in result.run_requests] == [f"{names.mapping_queue}:0:0"]
+
+
+def test_a_recreated_stream_is_read_from_its_start_with_new_run_keys(sensor_node: Node, monkeypatch) -> None:
+    with topology(sensor_node.prefix, "stream") as names:
+        instance = _configure(sensor_node, monkeypatch, names)
+        names.publish(_mapping(sensor_node.dataset_id("new-stream"), "ACC-1"))
+        stale = json.dumps({"kind": "stream", "offset": 41, "generation": 0})
+
+        noticed = _tick(instance, stale)
+        assert json.loads(noticed.cursor) == {"kind": "stream", "offset": -1, "generation": 1}
+        result = _tick(instance, noticed.cursor)
+
+        assert [request.run_key for request in result.run_requests] == [f"{names.mapping_queue}:1:0"]
+
+
+def test_classic_queue_messages_are_acked_only_once_their_run_exists(sensor_node: Node, monkeypatch) -> None:
+    with topology(sensor_node.prefix, "classic") as names:
+        instance = _configure(sensor_node, monkeypatch, names)
+        _publish_every_kind(sensor_node, names)
+
+        first = _tick(instance, None)
+
+        assert json.loads(first.cursor)["kind"] == "classic"
+        (request,) = first.run_requests
+        _assert_info_errors(names)
+        assert names.ready_count() == 1
+
+        again = _tick(instance, first.cursor)
+        assert [r.run_key for r in again.run_requests] == [request.run_key]
+        assert names.ready_count() == 1
+
+        instance.create_run_for_job(
+            sync_dataset,
+            run_config=request.run_config,
+            tags={**request.tags, RUN_KEY_TAG: request.run_key, SENSOR_NAME_TAG: MAPPING_SENSOR_NAME},
+        )
+        done = _tick(instance, again.cursor)
+
+        assert not done.run_requests
+        assert names.ready_count() == 0
+
+
+def test_an_unreachable_broker_is_reported_not_raised(sensor_node: Node, monkeypatch) -> None:
+    with topology(sensor_node.prefix, "stream") as names:
+        instance = _configure(sensor_node, monkeypatch, names, BROKER_PORT="1")
+        cursor = json.dumps({"kind": "stream", "offset": 3, "generation": 0})
+
+        result = _tick(instance, cursor)
+
+        assert not result.run_requests and result.cursor is None
+        assert "cannot connect to the broker 127.0.0.1:1" in result.skip_reason.skip_message
+
+
+def test_a_missing_queue_is_reported_not_raised(sensor_node: Node, monkeypatch) -> None:
+    with topology(sensor_node.prefix, "stream") as names:
+        instance = _configure(sensor_node, monkeypatch, names, BROKER_QUEUE=f"{sensor_node.prefix}-absent")
+
+        result = _tick(instance, None)
+
+        assert "NOT_FOUND" in result.skip_reason.skip_message
