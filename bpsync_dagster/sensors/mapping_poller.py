@@ -28,19 +28,20 @@ IDLE_SECONDS = 0.3
 class SensorCursor:
     """What the sensor remembers between ticks; `offset` is the last handled stream offset."""
 
+    queue: str
     kind: QueueKind
     offset: int = -1
     generation: int = 0
 
     def serialize(self) -> str:
-        return json.dumps({"kind": self.kind.value, "offset": self.offset, "generation": self.generation})
+        return json.dumps({"queue": self.queue, "kind": self.kind.value, "offset": self.offset, "generation": self.generation})
 
     @staticmethod
     def parse(text: str | None) -> "SensorCursor | None":
         if not text:
             return None
         data = json.loads(text)
-        return SensorCursor(QueueKind(data["kind"]), int(data.get("offset", -1)), int(data.get("generation", 0)))
+        return SensorCursor(str(data["queue"]), QueueKind(data["kind"]), int(data["offset"]), int(data["generation"]))
 
 
 @dataclass
@@ -76,13 +77,25 @@ class MappingPoller:
         self._report = TickReport()
 
     def poll(self, cursor_text: str | None) -> TickResult:
-        cursor = SensorCursor.parse(cursor_text) or SensorCursor(self._queue_kind())
+        cursor = self._cursor_for_this_queue(cursor_text)
+        kind = cursor.kind if cursor is not None else self._queue_kind()
         with BrokerSession(self._settings.broker) as session:
-            if cursor.kind is QueueKind.STREAM:
-                requests, cursor = self._poll_stream(session, None if cursor_text is None else cursor)
+            if kind is QueueKind.STREAM:
+                requests, cursor = self._poll_stream(session, cursor)
             else:
-                requests = self._poll_classic(session)
+                requests, cursor = self._poll_classic(session), SensorCursor(self._queue, kind)
         return TickResult(requests, cursor, self._report)
+
+    def _cursor_for_this_queue(self, cursor_text: str | None) -> SensorCursor | None:
+        try:
+            cursor = SensorCursor.parse(cursor_text)
+        except (ValueError, KeyError, TypeError):
+            self._log.error(f"mapping sensor: unreadable cursor {cursor_text!r}; starting as on a first start")
+            return None
+        if cursor is not None and cursor.queue != self._queue:
+            self._log.warning(f"mapping sensor: broker.queue changed from {cursor.queue} to {self._queue}; starting on it as on a first start")
+            return None
+        return cursor
 
     def _queue_kind(self) -> QueueKind:
         configured = self._settings.sensor.queue_type
@@ -162,7 +175,7 @@ class MappingPoller:
                 last = session.last_offset(IDLE_SECONDS)
                 offset = -1 if last is None else last
         self._log.info(f"stream {self._queue}: first start (sync.sensor.streamStart={start}), reading from offset {offset + 1}")
-        return SensorCursor(QueueKind.STREAM, offset)
+        return SensorCursor(self._queue, QueueKind.STREAM, offset)
 
     def _check_stream_restarted(self, session: BrokerSession, cursor: SensorCursor) -> SensorCursor:
         """A stream deleted and declared again restarts below the cursor; read the new one from its start."""
@@ -175,7 +188,7 @@ class MappingPoller:
             f"stream {self._queue} was re-created: its last offset is {last}, below the handled offset {cursor.offset}; "
             "reading the new stream from its first offset"
         )
-        return SensorCursor(QueueKind.STREAM, -1, cursor.generation + 1)
+        return SensorCursor(self._queue, QueueKind.STREAM, -1, cursor.generation + 1)
 
     def _poll_classic(self, session: BrokerSession) -> list[dg.RunRequest]:
         requests = []

@@ -78,7 +78,7 @@ def test_stream_ticks_request_runs_for_local_datasets_and_answer_bad_messages(se
 
         first = _tick(instance, None)
         assert not first.run_requests
-        assert json.loads(first.cursor) == {"kind": "stream", "offset": 0, "generation": 0}
+        assert json.loads(first.cursor) == {"queue": names.mapping_queue, "kind": "stream", "offset": 0, "generation": 0}
 
         ids = _publish_every_kind(sensor_node, names)
         names.publish(_mapping(ids["local"], "ACC-1", "ACC-2"), correlation_id="corr-duplicate")
@@ -123,10 +123,10 @@ def test_a_recreated_stream_is_read_from_its_start_with_new_run_keys(sensor_node
     with topology(sensor_node.prefix, "stream") as names:
         instance = _configure(sensor_node, monkeypatch, names)
         names.publish(_mapping(sensor_node.dataset_id("new-stream"), "ACC-1"))
-        stale = json.dumps({"kind": "stream", "offset": 41, "generation": 0})
+        stale = json.dumps({"queue": names.mapping_queue, "kind": "stream", "offset": 41, "generation": 0})
 
         noticed = _tick(instance, stale)
-        assert json.loads(noticed.cursor) == {"kind": "stream", "offset": -1, "generation": 1}
+        assert json.loads(noticed.cursor) == {"queue": names.mapping_queue, "kind": "stream", "offset": -1, "generation": 1}
         result = _tick(instance, noticed.cursor)
 
         assert [request.run_key for request in result.run_requests] == [f"{names.mapping_queue}:1:0"]
@@ -162,7 +162,7 @@ def test_classic_queue_messages_are_acked_only_once_their_run_exists(sensor_node
 def test_an_unreachable_broker_is_reported_not_raised(sensor_node: Node, monkeypatch) -> None:
     with topology(sensor_node.prefix, "stream") as names:
         instance = _configure(sensor_node, monkeypatch, names, BROKER_PORT="1")
-        cursor = json.dumps({"kind": "stream", "offset": 3, "generation": 0})
+        cursor = json.dumps({"queue": names.mapping_queue, "kind": "stream", "offset": 3, "generation": 0})
 
         result = _tick(instance, cursor)
 
@@ -177,3 +177,14 @@ def test_a_missing_queue_is_reported_not_raised(sensor_node: Node, monkeypatch) 
         result = _tick(instance, None)
 
         assert "NOT_FOUND" in result.skip_reason.skip_message
+
+
+def test_a_cursor_of_another_queue_is_not_applied(sensor_node: Node, monkeypatch) -> None:
+    with topology(sensor_node.prefix, "stream") as names:
+        names.publish(_mapping(sensor_node.dataset_id("old"), "ACC-0"))
+        instance = _configure(sensor_node, monkeypatch, names)
+        other = json.dumps({"queue": "another-queue", "kind": "stream", "offset": 41, "generation": 3})
+
+        result = _tick(instance, other)
+
+        assert json.loads(result.cursor) == {"queue": names.mapping_queue, "kind": "stream", "offset": 0, "generation": 0}
