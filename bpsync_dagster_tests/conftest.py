@@ -8,13 +8,16 @@ import pytest
 from bpsync_dagster_tests.support import crypt4gh_files
 from bpsync_dagster_tests.support.environment import (
     ARCHIVE_BUCKET,
+    DAGSTER_DB,
     FILE_SYNC_SCHEMA,
     NODE_PASSPHRASE,
     REMOTE_PASSWORD,
     REMOTE_USER,
+    SDA_DB,
     Node,
     create_dagster_database,
     create_sda_database,
+    drop_database,
     make_dagster_home,
 )
 from bpsync_dagster_tests.support.remote_api import StandInRemoteApi
@@ -39,13 +42,15 @@ def key_pairs(tmp_path_factory: pytest.TempPathFactory) -> tuple[crypt4gh_files.
 
 
 @pytest.fixture(scope="session")
-def sda_dsn() -> str:
-    return create_sda_database()
+def sda_dsn() -> Iterator[str]:
+    yield create_sda_database()
+    drop_database(SDA_DB)
 
 
 @pytest.fixture(scope="session")
-def dagster_instance_env(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
-    return make_dagster_home(tmp_path_factory.mktemp("dagster_home")), create_dagster_database()
+def dagster_instance_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, str]]]:
+    yield make_dagster_home(tmp_path_factory.mktemp("dagster_home")), create_dagster_database()
+    drop_database(DAGSTER_DB)
 
 
 @pytest.fixture

@@ -60,7 +60,11 @@ def seed() -> tuple[dict[str, str], bytes]:
         f"CREATE DATABASE {DAGSTER_DB} OWNER {DB_ROLE}",
     )
     dsn = sda_database.create_sda_database(SDA_DB)
-    admin(f"GRANT USAGE ON SCHEMA sda TO {DB_ROLE}", f"GRANT SELECT ON ALL TABLES IN SCHEMA sda TO {DB_ROLE}", database=SDA_DB)
+    admin(
+        f"GRANT USAGE ON SCHEMA sda TO {DB_ROLE}",
+        f"GRANT SELECT ON ALL TABLES IN SCHEMA sda TO {DB_ROLE}",
+        database=SDA_DB,
+    )
     node = crypt4gh_files.make_key_pair(DEMO_DIR / "keys", "node", PASSPHRASE)
     receiver = crypt4gh_files.make_key_pair(DEMO_DIR / "keys", "receiver", "demo-receiver-passphrase")
     for index, (path, plaintext) in enumerate(DEMO_FILES.items(), start=1):
@@ -81,7 +85,9 @@ def seed() -> tuple[dict[str, str], bytes]:
                 archived_sha256=crypt4gh_files.sha256_hex(body),
             ),
         )
-    sda_database.map_dataset(dsn, DATASET_ID, [f"SYNC-DEMO-FILE-{index:04d}" for index in range(1, len(DEMO_FILES) + 1)])
+    sda_database.map_dataset(
+        dsn, DATASET_ID, [f"SYNC-DEMO-FILE-{index:04d}" for index in range(1, len(DEMO_FILES) + 1)]
+    )
     return {
         "DAGSTER_HOME": str(DEMO_DIR / "dagster_home"),
         "DAGSTER_POSTGRES_HOST": "127.0.0.1",
@@ -103,7 +109,14 @@ def write_config(remote_url: str) -> None:
             "filePath": str(DEMO_DIR / "keys" / "node.sec.pem"),
             "syncPubKeyPath": str(DEMO_DIR / "keys" / "receiver.pub.pem"),
         },
-        "broker": {"host": "127.0.0.1", "port": 5672, "user": "guest", "password": "guest", "queue": "mapping_stream", "vhost": "sda"},
+        "broker": {
+            "host": "127.0.0.1",
+            "port": 5672,
+            "user": "guest",
+            "password": "guest",
+            "queue": "mapping_stream",
+            "vhost": "sda",
+        },
         "db": {"host": "127.0.0.1", "port": 5432, "user": DB_ROLE, "database": SDA_DB, "sslmode": "disable"},
         "storage": {
             "archive": {"posix": [{"path": str(DEMO_DIR / "archive")}]},
@@ -136,7 +149,9 @@ def main() -> int:
 
     demo_environment, receiver_secret_key = seed()
     environment = {**os.environ, **demo_environment}
-    with StandInRemoteApi(REMOTE_USER, REMOTE_PASSWORD, PROJECT_ROOT / "schemas" / "bigpicture" / "file-sync.json") as remote:
+    with StandInRemoteApi(
+        REMOTE_USER, REMOTE_PASSWORD, PROJECT_ROOT / "schemas" / "bigpicture" / "file-sync.json"
+    ) as remote:
         write_config(f"{remote.url}/dataset")
         print(f"Demo node seeded under {DEMO_DIR}; stand-in remote sync API at {remote.url}")
         bpsync = [sys.executable, "-m", "bpsync_dagster.cli"]
@@ -144,14 +159,27 @@ def main() -> int:
         result = subprocess.run([*bpsync, "sync", DATASET_ID], env=environment, cwd=DEMO_DIR)
         if result.returncode != 0:
             return result.returncode
-        print(f"The remote received {len(remote.received)} manifest(s) for {[body['dataset_id'] for body in remote.received]}")
+        print(
+            f"The remote received {len(remote.received)} manifest(s) for {[body['dataset_id'] for body in remote.received]}"
+        )
         verify(receiver_secret_key)
         if arguments.no_ui:
             return 0
         print(f"\nDagster UI: http://127.0.0.1:{arguments.port}/runs  (the run is tagged dataset_id={DATASET_ID};")
         print("open it and select the copy_files step to see per-file metadata). Ctrl-C stops it.\n", flush=True)
         ui = subprocess.Popen(
-            [sys.executable, "-m", "dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(arguments.port)],
+            [
+                sys.executable,
+                "-m",
+                "dagster",
+                "dev",
+                "-w",
+                str(PROJECT_ROOT / "workspace.yaml"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(arguments.port),
+            ],
             env=environment,
             cwd=DEMO_DIR,
         )

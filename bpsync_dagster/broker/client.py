@@ -6,7 +6,7 @@ The service declares nothing: the queue must exist (SDA's topology declares it).
 import datetime
 import logging
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from types import TracebackType
 
 import pika
@@ -22,7 +22,7 @@ ERROR_ROUTING_KEY = "error"
 StreamPosition = int | str | datetime.datetime
 
 
-class QueueKind(str, Enum):
+class QueueKind(StrEnum):
     STREAM = "stream"
     CLASSIC = "classic"
 
@@ -65,7 +65,9 @@ class BrokerSession:
         self._channel = self._connection.channel()
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
         # Closing a stream consumer rejects the deliveries pika still buffers, which a stream answers by
         # closing the connection; the cursor, not the ack, records progress, so that error is harmless.
         if self._connection is not None and self._connection.is_open:

@@ -49,7 +49,7 @@ def decide(body: bytes, validator: Validator, center_prefix: str) -> Decision:
         return InvalidMessage("the message is nested too deeply")
     if problems:
         described = ["/".join(str(part) for part in problem.absolute_path) or "the message" for problem in problems]
-        reason = "; ".join(f"{where}: {problem.message}" for where, problem in zip(described, problems))
+        reason = "; ".join(f"{where}: {problem.message}" for where, problem in zip(described, problems, strict=True))
         return InvalidMessage(reason[:MAX_REASON_LENGTH])
     dataset_id = message["dataset_id"]
     if not dataset_id.startswith(center_prefix):

@@ -6,11 +6,11 @@ from binascii import Error as Base64Error
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from crypt4gh import sodium
 from crypt4gh.keys import c4gh
 from crypt4gh.keys.kdf import KDFS, derive_key
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from bpsync_dagster.configuration import Crypt4ghSettings
 
@@ -75,7 +75,9 @@ def load_private_key(path: Path, passphrase: str) -> bytes:
             raise malformed
         kdf_name = c4gh.decode_string(stream)
         if kdf_name not in KDFS:
-            raise KeyLoadError(f"c4gh.filePath: {path} is not passphrase-protected (kdf {kdf_name.decode(errors='replace')})")
+            raise KeyLoadError(
+                f"c4gh.filePath: {path} is not passphrase-protected (kdf {kdf_name.decode(errors='replace')})"
+            )
         kdf_options = c4gh.decode_string(stream)
         cipher_name = c4gh.decode_string(stream)
         private_data = c4gh.decode_string(stream)

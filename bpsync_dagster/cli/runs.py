@@ -7,7 +7,10 @@ them like any run and can re-execute them.
 import sys
 
 from dagster import DagsterEvent, DagsterEventType, DagsterInstance
-from dagster._core.definitions.reconstruct import ReconstructableJob, ReconstructableRepository
+from dagster._core.definitions.reconstruct import (
+    ReconstructableJob,
+    ReconstructableRepository,
+)
 from dagster._core.execution.api import create_execution_plan, execute_run_iterator
 from dagster._core.execution.plan.plan import ExecutionPlan
 from dagster._core.execution.plan.state import KnownExecutionState
@@ -17,12 +20,16 @@ from dagster._core.remote_origin import (
     RemoteRepositoryOrigin,
 )
 from dagster._core.storage.dagster_run import DagsterRun
-from dagster._core.storage.tags import PARENT_RUN_ID_TAG, RESUME_RETRY_TAG, ROOT_RUN_ID_TAG
+from dagster._core.storage.tags import (
+    PARENT_RUN_ID_TAG,
+    RESUME_RETRY_TAG,
+    ROOT_RUN_ID_TAG,
+)
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
-from dagster._utils.error import SerializableErrorInfo
 
 from bpsync_dagster.definitions import LOCATION_NAME
 from bpsync_dagster.jobs import DATASET_TAG, sync_dataset
+from bpsync_dagster.jobs.failures import failure_reason, innermost_message
 
 DEFINITIONS_MODULE = "bpsync_dagster.definitions"
 REPOSITORY_NAME = "__repository__"
@@ -92,22 +99,6 @@ def create_reexecution_from_failure(instance: DagsterInstance, parent_run_id: st
         remote_job_origin=remote_origin(),
         job_code_origin=job.get_python_origin(),
     )
-
-
-def innermost_message(error: SerializableErrorInfo) -> str:
-    """The root cause's message, without the exception's class name."""
-    while error.cause is not None:
-        error = error.cause
-    first_line = error.message.strip().split("\n")[0]
-    class_name, separator, message = first_line.partition(": ")
-    return message if separator and " " not in class_name else first_line
-
-
-def failure_reason(event: DagsterEvent) -> str:
-    data = event.step_failure_data
-    if data.user_failure_data is not None and data.user_failure_data.description:
-        return data.user_failure_data.description
-    return innermost_message(data.error) if data.error else "unknown error"
 
 
 def execute_with_progress(instance: DagsterInstance, run: DagsterRun) -> int:

@@ -104,7 +104,9 @@ class _Source:
                 return value
         return None
 
-    def _get(self, keys: tuple[str, ...], convert: Callable[[object, str], T], default: T | None, required: bool) -> T | None:
+    def _get(
+        self, keys: tuple[str, ...], convert: Callable[[object, str], T], default: T | None, required: bool
+    ) -> T | None:
         value = self.raw(keys)
         if value is None:
             if required:
@@ -122,7 +124,14 @@ class _Source:
             raise ConfigError(f"{self.describe(keys)} must be one of {', '.join(allowed)}, not {value!r}")
         return value
 
-    def integer(self, *keys: str, default: int | None = None, required: bool = False, minimum: int = 0, maximum: int | None = None) -> int | None:
+    def integer(
+        self,
+        *keys: str,
+        default: int | None = None,
+        required: bool = False,
+        minimum: int = 0,
+        maximum: int | None = None,
+    ) -> int | None:
         def convert(value: object, key: str) -> int:
             try:
                 number = int(str(value).strip())
@@ -269,7 +278,7 @@ def _sensor(source: _Source) -> SensorSettings:
             ) from None
     return SensorSettings(
         interval_seconds=_required(source.integer("sync.sensor.interval", default=1, minimum=1, maximum=3600)),
-        batch_size=_required(source.integer("sync.sensor.batchSize", default=200, minimum=1, maximum=5000)),
+        batch_size=_required(source.integer("sync.sensor.batchSize", default=50, minimum=1, maximum=5000)),
         queue_type=source.choice("sync.sensor.queueType", choices=("auto", "stream", "classic"), default="auto"),
         stream_start=stream_start,
     )

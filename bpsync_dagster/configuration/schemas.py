@@ -43,7 +43,9 @@ def load_schema(path: Path) -> dict[str, object]:
         raise ConfigError(f"schema {path} cannot be read as JSON: {error}") from None
 
 
-def _javascript_pattern(validator: Validator, pattern: str, instance: object, schema: dict) -> Iterator[jsonschema.ValidationError]:
+def _javascript_pattern(
+    validator: Validator, pattern: str, instance: object, schema: dict
+) -> Iterator[jsonschema.ValidationError]:
     """`pattern` with ECMA-262's `$`, which, unlike Python's, does not match before a final newline."""
     if not validator.is_type(instance, "string"):
         return

@@ -129,7 +129,7 @@ class SensorSettings:
     """How the mapping sensor reads `broker.queue`."""
 
     interval_seconds: int = 1
-    batch_size: int = 200
+    batch_size: int = 50
     queue_type: str = "auto"
     stream_start: str = "next"
 

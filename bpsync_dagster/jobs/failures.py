@@ -4,10 +4,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import dagster as dg
+from dagster._utils.error import SerializableErrorInfo
 
 from bpsync_dagster.c4gh import HeaderError, KeyLoadError
 from bpsync_dagster.configuration import ConfigError
-from bpsync_dagster.remote_api import ManifestError, RemoteApiError, TransientRemoteApiError
+from bpsync_dagster.remote_api import (
+    ManifestError,
+    RemoteApiError,
+    TransientRemoteApiError,
+)
 from bpsync_dagster.sda_database import RecordError, SchemaVersionError
 from bpsync_dagster.storage import StorageError, TransientStorageError
 
@@ -42,3 +47,20 @@ def final_failures() -> Iterator[None]:
         if is_final(error):
             raise dg.Failure(description=str(error), allow_retries=False) from None
         raise
+
+
+def innermost_message(error: SerializableErrorInfo) -> str:
+    """The root cause's message, without the exception's class name."""
+    while error.cause is not None:
+        error = error.cause
+    first_line = error.message.strip().split("\n")[0]
+    class_name, separator, message = first_line.partition(": ")
+    return message if separator and " " not in class_name else first_line
+
+
+def failure_reason(event: dg.DagsterEvent) -> str:
+    """Why a step failed, in the words of the error that failed it."""
+    data = event.step_failure_data
+    if data.user_failure_data is not None and data.user_failure_data.description:
+        return data.user_failure_data.description
+    return innermost_message(data.error) if data.error else "unknown error"

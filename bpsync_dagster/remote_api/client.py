@@ -36,7 +36,9 @@ class PostResult:
 class RemoteSyncApi:
     """The remote's `/dataset` endpoint with Basic auth; only HTTP 200 is success."""
 
-    def __init__(self, settings: RemoteApiSettings, connect_timeout_seconds: float, read_timeout_seconds: float) -> None:
+    def __init__(
+        self, settings: RemoteApiSettings, connect_timeout_seconds: float, read_timeout_seconds: float
+    ) -> None:
         self.url = dataset_url(settings.host, settings.port)
         self._user = settings.user
         self._session = requests.Session()
@@ -56,7 +58,9 @@ class RemoteSyncApi:
             raise TransientRemoteApiError(f"dataset {dataset}: the remote API {self.url} timed out") from None
         except requests.ConnectionError as error:
             reason = type(error.__context__ or error).__name__
-            raise TransientRemoteApiError(f"dataset {dataset}: cannot reach the remote API {self.url} ({reason})") from None
+            raise TransientRemoteApiError(
+                f"dataset {dataset}: cannot reach the remote API {self.url} ({reason})"
+            ) from None
         if response.status_code == 200:
             return PostResult(self.url, 200, response.elapsed.total_seconds())
         detail = " ".join(response.text.split())[:200]

@@ -19,7 +19,9 @@ def build_manifest(dataset_id: str, records: list[FileRecord]) -> dict[str, obje
         raise ManifestError(f"dataset {dataset_id}: no files, and the remote rejects an empty dataset_files")
     users = sorted({record.submission_user for record in records})
     if len(users) != 1:
-        raise ManifestError(f"dataset {dataset_id}: files were submitted by several users ({', '.join(users)}); the manifest has one user")
+        raise ManifestError(
+            f"dataset {dataset_id}: files were submitted by several users ({', '.join(users)}); the manifest has one user"
+        )
     missing = [record.accession_id for record in records if not record.unencrypted_sha256]
     if missing:
         raise ManifestError(f"dataset {dataset_id}: no SHA256 UNENCRYPTED checksum for {', '.join(missing)}")
@@ -41,7 +43,9 @@ def validate_manifest(manifest: dict[str, object], schema: dict[str, object]) ->
     error = jsonschema.exceptions.best_match(schema_validator(schema).iter_errors(manifest))
     if error is not None:
         where = "/".join(str(part) for part in error.absolute_path) or "the manifest"
-        raise ManifestError(f"dataset {manifest.get('dataset_id')}: {where} does not match file-sync.json: {error.message}")
+        raise ManifestError(
+            f"dataset {manifest.get('dataset_id')}: {where} does not match file-sync.json: {error.message}"
+        )
 
 
 def manifest_body(manifest: dict[str, object]) -> bytes:

@@ -91,7 +91,9 @@ class SdaDatabase:
                 cursor.execute("SELECT MAX(version) FROM sda.dbschema_version")
                 (version,) = cursor.fetchone()
         except psycopg2.Error as error:
-            raise DatabaseError(f"cannot read sda.dbschema_version in {self.describe()}: {_first_line(error)}") from None
+            raise DatabaseError(
+                f"cannot read sda.dbschema_version in {self.describe()}: {_first_line(error)}"
+            ) from None
         if version is None or version < MINIMUM_SCHEMA_VERSION:
             raise SchemaVersionError(
                 f"the SDA database {self.describe()} has schema version {version}; at least {MINIMUM_SCHEMA_VERSION} is required"

@@ -14,10 +14,27 @@ from dataclasses import dataclass, replace
 
 import dagster as dg
 
-from bpsync_dagster.broker.client import BrokerSession, Delivery, QueueKind, StreamPosition, detect_queue_kind
-from bpsync_dagster.broker.messages import ForeignDataset, InvalidMessage, SyncDataset, body_digest, decide, info_error_body
+from bpsync_dagster.broker.client import (
+    BrokerSession,
+    Delivery,
+    QueueKind,
+    StreamPosition,
+    detect_queue_kind,
+)
+from bpsync_dagster.broker.messages import (
+    ForeignDataset,
+    InvalidMessage,
+    SyncDataset,
+    body_digest,
+    decide,
+    info_error_body,
+)
 from bpsync_dagster.configuration import Settings
-from bpsync_dagster.configuration.schemas import load_schema, mapping_schema_file, schema_validator
+from bpsync_dagster.configuration.schemas import (
+    load_schema,
+    mapping_schema_file,
+    schema_validator,
+)
 from bpsync_dagster.jobs import DATASET_TAG
 
 CORRELATION_TAG = "correlation_id"
@@ -34,7 +51,9 @@ class SensorCursor:
     generation: int = 0
 
     def serialize(self) -> str:
-        return json.dumps({"queue": self.queue, "kind": self.kind.value, "offset": self.offset, "generation": self.generation})
+        return json.dumps(
+            {"queue": self.queue, "kind": self.kind.value, "offset": self.offset, "generation": self.generation}
+        )
 
     @staticmethod
     def parse(text: str | None) -> "SensorCursor | None":
@@ -93,7 +112,9 @@ class MappingPoller:
             self._log.error(f"mapping sensor: unreadable cursor {cursor_text!r}; starting as on a first start")
             return None
         if cursor is not None and cursor.queue != self._queue:
-            self._log.warning(f"mapping sensor: broker.queue changed from {cursor.queue} to {self._queue}; starting on it as on a first start")
+            self._log.warning(
+                f"mapping sensor: broker.queue changed from {cursor.queue} to {self._queue}; starting on it as on a first start"
+            )
             return None
         return cursor
 
@@ -135,7 +156,9 @@ class MappingPoller:
             tags=tags,
         )
 
-    def _poll_stream(self, session: BrokerSession, cursor: SensorCursor | None) -> tuple[list[dg.RunRequest], SensorCursor]:
+    def _poll_stream(
+        self, session: BrokerSession, cursor: SensorCursor | None
+    ) -> tuple[list[dg.RunRequest], SensorCursor]:
         if cursor is None:
             cursor = self._pin_first_position(session)
         deliveries = session.read_stream(cursor.offset + 1, self._settings.sensor.batch_size, IDLE_SECONDS)
@@ -174,7 +197,9 @@ class MappingPoller:
             else:
                 last = session.last_offset(IDLE_SECONDS)
                 offset = -1 if last is None else last
-        self._log.info(f"stream {self._queue}: first start (sync.sensor.streamStart={start}), reading from offset {offset + 1}")
+        self._log.info(
+            f"stream {self._queue}: first start (sync.sensor.streamStart={start}), reading from offset {offset + 1}"
+        )
         return SensorCursor(self._queue, QueueKind.STREAM, offset)
 
     def _check_stream_restarted(self, session: BrokerSession, cursor: SensorCursor) -> SensorCursor:

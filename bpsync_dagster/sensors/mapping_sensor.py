@@ -2,6 +2,7 @@
 failed runs to the SDA error stream."""
 
 import json
+import time
 
 import dagster as dg
 from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
@@ -10,6 +11,7 @@ from bpsync_dagster.broker.client import BrokerSession
 from bpsync_dagster.broker.messages import info_error_body
 from bpsync_dagster.configuration import service_settings
 from bpsync_dagster.jobs import DATASET_TAG, sync_dataset
+from bpsync_dagster.jobs.failures import failure_reason
 from bpsync_dagster.sensors.mapping_poller import CORRELATION_TAG, MappingPoller
 
 MAPPING_SENSOR_NAME = "dataset_mapping_sensor"
@@ -30,6 +32,7 @@ def build_mapping_sensor(interval_seconds: int) -> dg.SensorDefinition:
         description="Reads broker.queue (mapping_stream) and requests one sync_dataset run per local dataset.",
     )
     def dataset_mapping_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+        started = time.monotonic()
         try:
             poller = MappingPoller(service_settings(), lambda key: _run_exists(context.instance, key), context.log)
             tick = poller.poll(context.cursor)
@@ -37,7 +40,7 @@ def build_mapping_sensor(interval_seconds: int) -> dg.SensorDefinition:
             # A tick never fails: the cursor stays where it was and the next tick tries again.
             context.log.error(f"mapping sensor: {type(error).__name__}: {error}")
             return dg.SensorResult(skip_reason=dg.SkipReason(f"broker not read: {error}"))
-        context.log.info(f"mapping sensor: {tick.report}")
+        context.log.info(f"mapping sensor: {tick.report}; evaluated in {time.monotonic() - started:.2f} s")
         cursor = tick.cursor.serialize()
         if tick.run_requests:
             return dg.SensorResult(run_requests=tick.run_requests, cursor=cursor)
@@ -48,20 +51,27 @@ def build_mapping_sensor(interval_seconds: int) -> dg.SensorDefinition:
 
 def _original_message(run: dg.DagsterRun) -> bytes:
     config = run.run_config.get("ops", {}).get("fetch_file_records", {}).get("config", {})
-    message = {"type": "mapping", "dataset_id": config.get("dataset_id"), "accession_ids": config.get("accession_ids", [])}
+    message = {
+        "type": "mapping",
+        "dataset_id": config.get("dataset_id"),
+        "accession_ids": config.get("accession_ids", []),
+    }
     return json.dumps(message).encode()
 
 
 @dg.run_failure_sensor(
     name="failed_sync_reporter",
     monitored_jobs=[sync_dataset],
+    minimum_interval_seconds=5,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Publishes an info-error message to the error routing key for every failed sync_dataset run.",
 )
 def failed_sync_reporter(context: dg.RunFailureSensorContext) -> None:
     run = context.dagster_run
     dataset_id = run.tags.get(DATASET_TAG, "unknown dataset")
-    reason = f"dataset {dataset_id}: run {run.run_id} failed: {context.failure_event.message or 'see the run in Dagster'}"
+    step_failures = context.get_step_failure_events()
+    cause = failure_reason(step_failures[0]) if step_failures else context.failure_event.message
+    reason = f"dataset {dataset_id}: run {run.run_id} failed: {cause or 'see the run in Dagster'}"
     with BrokerSession(service_settings().broker) as session:
         session.publish_error(
             info_error_body(reason, _original_message(run), error=FAILED_SYNC_ERROR), run.tags.get(CORRELATION_TAG)

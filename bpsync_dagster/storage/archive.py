@@ -86,9 +86,7 @@ class ArchiveStorage:
     """Every archive entry; a file's entry is the one its `archive_location` names."""
 
     def __init__(self, settings: StorageSettings) -> None:
-        self._posix: dict[str, PosixStorage] = {
-            _normalise(str(entry.path)): entry for entry in settings.posix
-        }
+        self._posix: dict[str, PosixStorage] = {_normalise(str(entry.path)): entry for entry in settings.posix}
         self._s3: list[tuple[S3Storage, BaseClient]] = [(entry, make_s3_client(entry)) for entry in settings.s3]
 
     def body(self, record: FileRecord) -> ArchivedBody:
@@ -124,5 +122,5 @@ def _bucket_of(location: str, endpoint: str) -> str | None:
     prefix = endpoint + "/"
     if not location.startswith(prefix):
         return None
-    bucket = location[len(prefix):]
+    bucket = location[len(prefix) :]
     return bucket if bucket and "/" not in bucket else None

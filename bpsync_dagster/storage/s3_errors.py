@@ -1,6 +1,12 @@
 """Turn botocore exceptions into one-line storage errors that say whether to retry."""
 
-from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, EndpointConnectionError, ReadTimeoutError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
 
 from bpsync_dagster.storage.errors import StorageError, TransientStorageError
 

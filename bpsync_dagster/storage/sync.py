@@ -250,7 +250,10 @@ class S3Location:
             try:
                 self.client.create_bucket(Bucket=self.bucket)
             except ClientError as error:
-                if error.response.get("Error", {}).get("Code") not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                if error.response.get("Error", {}).get("Code") not in (
+                    "BucketAlreadyOwnedByYou",
+                    "BucketAlreadyExists",
+                ):
                     raise s3_error(error, f"creation of bucket {self.bucket}") from None
             except BotoCoreError as error:
                 raise s3_error(error, f"creation of bucket {self.bucket}") from None
@@ -285,7 +288,9 @@ class SyncStorage:
             self._clients.append((entry, client))
             existing = _existing_buckets(client, entry)
             self._locations.extend(
-                S3Location(entry, client, f"{entry.bucket_prefix}{number}", f"{entry.bucket_prefix}{number}" in existing)
+                S3Location(
+                    entry, client, f"{entry.bucket_prefix}{number}", f"{entry.bucket_prefix}{number}" in existing
+                )
                 for number in range(1, entry.max_buckets + 1)
             )
         self._locations.extend(PosixLocation(entry) for entry in settings.posix if not entry.writer_disabled)
@@ -317,13 +322,18 @@ class SyncStorage:
                 usage.objects += 1
                 usage.size += size
                 return location.placement(key)
-        raise StorageError(f"sync storage is full: no entry of storage.sync has room for {key} (max_objects, max_size, max_buckets)")
+        raise StorageError(
+            f"sync storage is full: no entry of storage.sync has room for {key} (max_objects, max_size, max_buckets)"
+        )
 
     def check(self) -> list[tuple[str, str]]:
         """Each entry and `ok` or why it is not usable, for `bpsync check`."""
         results = [(f"sync s3 {entry.endpoint}", s3_reachability(client)) for entry, client in self._clients]
         results += [
-            (f"sync posix {location.root}", "ok" if os.access(location.root, os.W_OK | os.X_OK) else "not a writable directory")
+            (
+                f"sync posix {location.root}",
+                "ok" if os.access(location.root, os.W_OK | os.X_OK) else "not a writable directory",
+            )
             for location in self._locations
             if isinstance(location, PosixLocation)
         ]

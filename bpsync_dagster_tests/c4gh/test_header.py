@@ -11,7 +11,12 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from bpsync_dagster.c4gh import HeaderError, reencrypt_header
-from bpsync_dagster_tests.support.crypt4gh_files import KeyPair, decrypt, encrypt, encrypt_with_edit_list
+from bpsync_dagster_tests.support.crypt4gh_files import (
+    KeyPair,
+    decrypt,
+    encrypt,
+    encrypt_with_edit_list,
+)
 
 KeyPairs = tuple[KeyPair, KeyPair]
 PLAINTEXT = os.urandom(70_000)
@@ -96,7 +101,10 @@ def header_and_keys(key_pairs: KeyPairs) -> tuple[bytes, bytes, bytes]:
     ("damage", "message"),
     [
         (lambda h: b"crypt5gh" + h[8:], r"^malformed crypt4gh header: Not a CRYPT4GH formatted file"),
-        (lambda h: h[:8] + (2).to_bytes(4, "little") + h[12:], r"^malformed crypt4gh header: Unsupported CRYPT4GH version"),
+        (
+            lambda h: h[:8] + (2).to_bytes(4, "little") + h[12:],
+            r"^malformed crypt4gh header: Unsupported CRYPT4GH version",
+        ),
         (lambda h: h[:12] + (2).to_bytes(4, "little") + h[16:], r"^malformed crypt4gh header: "),
         (lambda h: h[:10], r"^malformed crypt4gh header: Header too small"),
         (lambda h: h[:-1], r"^malformed crypt4gh header: Packet 0 too small"),
@@ -105,9 +113,21 @@ def header_and_keys(key_pairs: KeyPairs) -> tuple[bytes, bytes, bytes]:
         (lambda h: h[:-1] + bytes([h[-1] ^ 1]), r"^the node's private key \(c4gh\.filePath\) opens no packet"),
         (lambda h: b"", r"^malformed crypt4gh header: Header too small"),
     ],
-    ids=["magic", "version", "count", "truncated-envelope", "truncated-packet", "trailing-byte", "trailing-packet", "bad-mac", "empty"],
+    ids=[
+        "magic",
+        "version",
+        "count",
+        "truncated-envelope",
+        "truncated-packet",
+        "trailing-byte",
+        "trailing-packet",
+        "bad-mac",
+        "empty",
+    ],
 )
-def test_damaged_header_is_a_header_error(header_and_keys: tuple[bytes, bytes, bytes], damage: Callable[[bytes], bytes], message: str) -> None:
+def test_damaged_header_is_a_header_error(
+    header_and_keys: tuple[bytes, bytes, bytes], damage: Callable[[bytes], bytes], message: str
+) -> None:
     header, node_secret, receiver_public = header_and_keys
 
     with pytest.raises(HeaderError, match=message):

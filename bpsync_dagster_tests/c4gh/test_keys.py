@@ -120,7 +120,10 @@ VALID_KDF_OPTIONS = (0).to_bytes(4, "big") + b"s" * 16
         pem("CRYPT4GH PUBLIC KEY", os.urandom(32)),
         b"not a key\n",
         pem("CRYPT4GH ENCRYPTED PRIVATE KEY", b"c4gh-v2" + os.urandom(40)),
-        pem("CRYPT4GH ENCRYPTED PRIVATE KEY", c4gh.MAGIC_WORD + c4gh.encode_string(b"none") + c4gh.encode_string(b"none")),
+        pem(
+            "CRYPT4GH ENCRYPTED PRIVATE KEY",
+            c4gh.MAGIC_WORD + c4gh.encode_string(b"none") + c4gh.encode_string(b"none"),
+        ),
         private_key_pem(b"scrypt", VALID_KDF_OPTIONS, b"aes256_gcm", os.urandom(60)),
         pem("CRYPT4GH ENCRYPTED PRIVATE KEY", c4gh.MAGIC_WORD + c4gh.encode_string(b"scrypt") + b"\x00\x40ab"),
     ],

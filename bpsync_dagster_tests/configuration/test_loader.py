@@ -34,7 +34,12 @@ SECRETS = (
 VALID_CONFIG: dict[str, object] = {
     "sync": {
         "centerPrefix": "SYNC",
-        "remote": {"host": "https://remote.example.org", "port": 8443, "user": "remote-user", "password": "remote-secret-7a1"},
+        "remote": {
+            "host": "https://remote.example.org",
+            "port": 8443,
+            "user": "remote-user",
+            "password": "remote-secret-7a1",
+        },
     },
     "c4gh": {
         "filePath": "/keys/node.sec.pem",
@@ -124,7 +129,9 @@ SYNC_S3 = S3Storage(
 
 EXPECTED = Settings(
     center_prefix="SYNC",
-    remote=RemoteApiSettings(host="https://remote.example.org", port=8443, user="remote-user", password="remote-secret-7a1"),
+    remote=RemoteApiSettings(
+        host="https://remote.example.org", port=8443, user="remote-user", password="remote-secret-7a1"
+    ),
     crypt4gh=Crypt4ghSettings(
         private_key_path=Path("/keys/node.sec.pem"),
         receiver_public_key_path=Path("/keys/receiver.pub.pem"),
@@ -203,8 +210,17 @@ def test_complete_config_loads_into_typed_values(tmp_path: Path) -> None:
 
 
 def test_defaults_apply_when_optional_keys_are_absent(tmp_path: Path) -> None:
-    tree = config(**{"sync.remote.port": None, "broker.prefetchCount": None, "broker.vhost": None,
-                     "db.port": None, "db.database": None, "schema": None, "log": None})
+    tree = config(
+        **{
+            "sync.remote.port": None,
+            "broker.prefetchCount": None,
+            "broker.vhost": None,
+            "db.port": None,
+            "db.database": None,
+            "schema": None,
+            "log": None,
+        }
+    )
 
     settings = load(tmp_path, tree)
 
@@ -264,7 +280,14 @@ def test_yaml_keys_are_case_insensitive(tmp_path: Path) -> None:
 
 
 def test_storage_keys_are_case_insensitive(tmp_path: Path) -> None:
-    tree = config(**{"storage": {"ARCHIVE": {"Posix": [{"PATH": "/archive"}]}, "Sync": {"POSIX": [{"Path": "/sync", "Max_Objects": 5}]}}})
+    tree = config(
+        **{
+            "storage": {
+                "ARCHIVE": {"Posix": [{"PATH": "/archive"}]},
+                "Sync": {"POSIX": [{"Path": "/sync", "Max_Objects": 5}]},
+            }
+        }
+    )
 
     settings = load(tmp_path, tree)
 
@@ -317,7 +340,10 @@ def test_both_database_env_spellings(tmp_path: Path, spelling: str) -> None:
 
 
 def test_database_yaml_section_with_current_sda_names(tmp_path: Path) -> None:
-    tree = config(db=None, database={"host": "pg", "user": "reader", "name": "sda3", "ssl_mode": "verify-ca", "ca_cert": "/c/ca.pem"})
+    tree = config(
+        db=None,
+        database={"host": "pg", "user": "reader", "name": "sda3", "ssl_mode": "verify-ca", "ca_cert": "/c/ca.pem"},
+    )
 
     database = load(tmp_path, tree).database
 
@@ -390,11 +416,18 @@ def test_sslmode_needs_its_certificates(tmp_path: Path, changes: dict[str, objec
 def test_sslmode_disable_needs_no_certificates(tmp_path: Path) -> None:
     database = load(tmp_path, config(**SSL_DB, **{"db.sslmode": "disable"})).database
 
-    assert (database.sslmode, database.ca_cert, database.client_cert, database.client_key) == ("disable", None, None, None)
+    assert (database.sslmode, database.ca_cert, database.client_cert, database.client_key) == (
+        "disable",
+        None,
+        None,
+        None,
+    )
 
 
 def test_sslmode_verify_ca_needs_no_client_certificate(tmp_path: Path) -> None:
-    database = load(tmp_path, config(**{"db.sslmode": "verify-ca", "db.clientcert": None, "db.clientkey": None})).database
+    database = load(
+        tmp_path, config(**{"db.sslmode": "verify-ca", "db.clientcert": None, "db.clientkey": None})
+    ).database
 
     assert database.ca_cert == Path("/certs/ca.pem")
     assert database.client_cert is None
@@ -432,7 +465,12 @@ def test_broker_tls_with_verify_peer_needs_client_certificate(tmp_path: Path) ->
 
 
 def s3_entry(**changes: object) -> dict[str, object]:
-    entry: dict[str, object] = {"endpoint": "https://s3.example.org", "access_key": "a", "secret_key": "s", "bucket_prefix": "sync"}
+    entry: dict[str, object] = {
+        "endpoint": "https://s3.example.org",
+        "access_key": "a",
+        "secret_key": "s",
+        "bucket_prefix": "sync",
+    }
     entry.update(changes)
     return {key: value for key, value in entry.items() if value is not None}
 
@@ -485,7 +523,10 @@ GOOD_SYNC = {"posix": [{"path": "/sync"}]}
             "config: storage.archive.s3[0].secret_key is required",
         ),
         (with_storage({}, GOOD_SYNC), "config: storage.archive needs at least one s3 or posix entry"),
-        (with_storage({"s3": [], "posix": []}, GOOD_SYNC), "config: storage.archive needs at least one s3 or posix entry"),
+        (
+            with_storage({"s3": [], "posix": []}, GOOD_SYNC),
+            "config: storage.archive needs at least one s3 or posix entry",
+        ),
         (with_storage(GOOD_ARCHIVE, {}), "config: storage.sync needs at least one s3 or posix entry to write to"),
         (
             with_storage(GOOD_ARCHIVE, {"posix": [{"path": "/sync", "writer_disabled": True}]}),
@@ -495,7 +536,10 @@ GOOD_SYNC = {"posix": [{"path": "/sync"}]}
             with_storage(GOOD_ARCHIVE, {"posix": [{"path": "/sync", "max_objects": -1}]}),
             "config: storage.sync.posix[0].max_objects must be at least 0, not -1",
         ),
-        (with_storage({"posix": {"path": "/archive"}}, GOOD_SYNC), "config: storage.archive.posix must be a list of entries"),
+        (
+            with_storage({"posix": {"path": "/archive"}}, GOOD_SYNC),
+            "config: storage.archive.posix must be a list of entries",
+        ),
     ],
 )
 def test_storage_entry_errors(tmp_path: Path, tree: dict[str, object], expected: str) -> None:
@@ -524,7 +568,9 @@ def test_every_storage_v2_key_is_accepted_on_both_sides(tmp_path: Path) -> None:
         "writer_disabled": False,
     }
     posix_every_key = {**every_key, "path": "/p"}
-    tree = with_storage({"s3": [every_key], "posix": [posix_every_key]}, {"s3": [every_key], "posix": [posix_every_key]})
+    tree = with_storage(
+        {"s3": [every_key], "posix": [posix_every_key]}, {"s3": [every_key], "posix": [posix_every_key]}
+    )
 
     settings = load(tmp_path, tree)
 

@@ -17,7 +17,9 @@ from bpsync_dagster_tests.configuration.test_loader import VALID_CONFIG, load
 
 
 @pytest.mark.parametrize("schema_type", ["isolated", "federated"])
-def test_shipped_schemas_are_found_whatever_the_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, schema_type: str) -> None:
+def test_shipped_schemas_are_found_whatever_the_cwd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, schema_type: str
+) -> None:
     monkeypatch.chdir(tmp_path)
 
     mapping = mapping_schema_file(SchemaSettings(type=schema_type))

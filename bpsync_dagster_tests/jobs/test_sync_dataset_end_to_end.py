@@ -17,7 +17,11 @@ def test_sync_copies_reencrypted_files_and_posts_the_manifest(make_node, archive
     dataset_id = node.dataset_id("basic")
     files = node.add_dataset(
         dataset_id,
-        [("empty.c4gh", b""), ("small/notes.txt.c4gh", b"a small file\n" * 10), ("big/slide.tiff.c4gh", os.urandom(12 * MIB + 123))],
+        [
+            ("empty.c4gh", b""),
+            ("small/notes.txt.c4gh", b"a small file\n" * 10),
+            ("big/slide.tiff.c4gh", os.urandom(12 * MIB + 123)),
+        ],
     )
 
     result = node.bpsync("sync", dataset_id, *[item.accession_id for item in files])
@@ -34,7 +38,11 @@ def test_sync_copies_reencrypted_files_and_posts_the_manifest(make_node, archive
         {
             "dataset_id": dataset_id,
             "dataset_files": [
-                {"filepath": item.path, "file_id": item.accession_id, "sha256": crypt4gh_files.sha256_hex(item.plaintext)}
+                {
+                    "filepath": item.path,
+                    "file_id": item.accession_id,
+                    "sha256": crypt4gh_files.sha256_hex(item.plaintext),
+                }
                 for item in files
             ],
             "user": SUBMITTER,

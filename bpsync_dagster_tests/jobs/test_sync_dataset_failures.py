@@ -2,14 +2,18 @@
 
 import os
 
-import psycopg2
 import pytest
 
 from bpsync_dagster_tests.support import crypt4gh_files
-from bpsync_dagster_tests.support.environment import SECRETS, Node, create_sda_database
+from bpsync_dagster_tests.support.environment import (
+    SECRETS,
+    Node,
+    create_sda_database,
+    drop_database,
+)
 
 MIB = 1024 * 1024
-OLD_SDA_DB = "bpsync_test_sda_v22"
+OLD_SDA_DB = f"bpsync_test_sda_v22_{os.getpid()}"
 
 
 def _failure_line(stderr: str) -> str:
@@ -73,11 +77,7 @@ def test_reexecution_from_failure_skips_finished_files(make_node) -> None:
     node: Node = make_node("posix", "s3")
     dataset_id = node.dataset_id("resume")
     files = node.add_dataset(dataset_id, [(f"f{index}.c4gh", os.urandom(1000 + index)) for index in range(3)])
-    with psycopg2.connect(node.sda_dsn) as connection, connection.cursor() as cursor:
-        cursor.execute("SELECT archive_file_path FROM sda.files WHERE stable_id = %s", (files[2].accession_id,))
-        (archive_name,) = cursor.fetchone()
-    connection.close()
-    archived = node.archive_dir / archive_name
+    archived = node.archived_body_path(files[2].accession_id)
     body = archived.read_bytes()
     archived.unlink()
 
@@ -187,8 +187,14 @@ def test_refused_credentials_fail_at_once(make_node) -> None:
     ("env", "expected"),
     [
         ({"C4GH_PASSPHRASE": "wrong passphrase"}, "c4gh.passphrase: wrong passphrase"),
-        ({"SYNC_REMOTE_HOST": "", "CONFIG_FILE": "/nonexistent/config.yaml"}, "config: the file /nonexistent/config.yaml named by CONFIG_FILE does not exist"),
-        ({"C4GH_SYNCPUBKEYPATH": "/nonexistent.pub"}, "c4gh.syncPubKeyPath: public key /nonexistent.pub does not exist"),
+        (
+            {"SYNC_REMOTE_HOST": "", "CONFIG_FILE": "/nonexistent/config.yaml"},
+            "config: the file /nonexistent/config.yaml named by CONFIG_FILE does not exist",
+        ),
+        (
+            {"C4GH_SYNCPUBKEYPATH": "/nonexistent.pub"},
+            "c4gh.syncPubKeyPath: public key /nonexistent.pub does not exist",
+        ),
     ],
 )
 def test_bad_configuration_is_one_line_before_any_run(make_node, env: dict[str, str], expected: str) -> None:
@@ -211,8 +217,10 @@ def test_an_sda_schema_older_than_23_is_refused_at_once(make_node) -> None:
     node: Node = make_node("posix", "posix")
     create_sda_database(OLD_SDA_DB, schema_version=22)
     node.extra_env = {"DB_DATABASE": OLD_SDA_DB}
-
-    result = node.bpsync("sync", node.dataset_id("old-schema"))
+    try:
+        result = node.bpsync("sync", node.dataset_id("old-schema"))
+    finally:
+        drop_database(OLD_SDA_DB)
 
     assert result.returncode == 1
     assert "has schema version 22; at least 23 is required" in _failure_line(result.stderr)
@@ -223,7 +231,9 @@ def test_a_manifest_that_cannot_be_built_stops_the_sync_before_copying(make_node
     node: Node = make_node("posix", "posix")
     dataset_id = node.dataset_id("two-users")
     first = node.add_file(f"{dataset_id}-F1", f"{node.prefix}/one.c4gh", b"1")
-    second = node.add_file(f"{dataset_id}-F2", f"{node.prefix}/two.c4gh", b"2", submission_user="someone.else@example.org")
+    second = node.add_file(
+        f"{dataset_id}-F2", f"{node.prefix}/two.c4gh", b"2", submission_user="someone.else@example.org"
+    )
 
     result = node.bpsync("sync", dataset_id, first.accession_id, second.accession_id)
 

@@ -33,7 +33,9 @@ FIRST = FileRecord(
     unencrypted_sha256=SHA_1,
     archived_sha256=None,
 )
-SECOND = dataclasses.replace(FIRST, accession_id="SYNC-123-00004", submission_file_path="user/file2.c4gh", unencrypted_sha256=SHA_2)
+SECOND = dataclasses.replace(
+    FIRST, accession_id="SYNC-123-00004", submission_file_path="user/file2.c4gh", unencrypted_sha256=SHA_2
+)
 
 
 def test_manifest_for_two_records() -> None:
@@ -109,7 +111,9 @@ def test_schema_rejects_trailing_newline(field: str) -> None:
         validate_manifest(manifest, FILE_SYNC_SCHEMA)
 
 
-any_text = st.text(st.characters(codec=None, exclude_categories=()), max_size=70) | st.sampled_from([SHA_1, "user.name@example.com"])
+any_text = st.text(st.characters(codec=None, exclude_categories=()), max_size=70) | st.sampled_from(
+    [SHA_1, "user.name@example.com"]
+)
 records = st.builds(
     FileRecord,
     accession_id=any_text,

@@ -94,7 +94,11 @@ def test_c1_control_characters_are_refused(char: str) -> None:
 
 
 def test_good_records_pass() -> None:
-    check_records(DATASET, [GOOD.accession_id, "SYNC-123-00004"], [GOOD, record(accession_id="SYNC-123-00004", archived_sha256=None)])
+    check_records(
+        DATASET,
+        [GOOD.accession_id, "SYNC-123-00004"],
+        [GOOD, record(accession_id="SYNC-123-00004", archived_sha256=None)],
+    )
     assert record_problems(record(datasets=(DATASET, "SYNC-001-99999")), DATASET) == []
 
 
@@ -147,7 +151,9 @@ def test_checksum_with_trailing_newline_is_refused() -> None:
     ]
 
 
-any_text = st.text(st.characters(codec=None, exclude_categories=()), max_size=40) | st.sampled_from(["", SHA, "..", "/a"])
+any_text = st.text(st.characters(codec=None, exclude_categories=()), max_size=40) | st.sampled_from(
+    ["", SHA, "..", "/a"]
+)
 records = st.builds(
     FileRecord,
     accession_id=any_text,

@@ -5,53 +5,30 @@ creates the runs the daemon would create); `test_with_daemon.py` runs the real d
 """
 
 import json
-from collections.abc import Iterator
 
-import dagster as dg
 import jsonschema
-import pytest
 from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
 
-from bpsync_dagster.configuration import service_settings
 from bpsync_dagster.jobs import sync_dataset
-from bpsync_dagster.sensors import MAPPING_SENSOR_NAME, build_mapping_sensor
+from bpsync_dagster.sensors import MAPPING_SENSOR_NAME
 from bpsync_dagster_tests.support.environment import PROJECT_ROOT, Node
 from bpsync_dagster_tests.support.rabbitmq import Topology, topology
+from bpsync_dagster_tests.support.sensor_ticks import (
+    configure_sensor,
+    evaluate_tick,
+    mapping,
+)
 
 INFO_ERROR_SCHEMA = json.loads((PROJECT_ROOT / "schemas" / "federated" / "info-error.json").read_text())
 
 
-@pytest.fixture
-def sensor_node(make_node, monkeypatch: pytest.MonkeyPatch) -> Iterator[Node]:
-    node: Node = make_node()
-    yield node
-    service_settings.cache_clear()
-
-
-def _configure(node: Node, monkeypatch: pytest.MonkeyPatch, names: Topology, **extra: str) -> dg.DagsterInstance:
-    node.extra_env = {"BROKER_QUEUE": names.mapping_queue, "BROKER_EXCHANGE": names.exchange, **extra}
-    for key, value in node.environment().items():
-        monkeypatch.setenv(key, value)
-    service_settings.cache_clear()
-    return node.instance()
-
-
-def _tick(instance: dg.DagsterInstance, cursor: str | None) -> dg.SensorResult:
-    sensor = build_mapping_sensor(1)
-    return sensor(dg.build_sensor_context(instance=instance, cursor=cursor))
-
-
-def _mapping(dataset_id: str, *accession_ids: str) -> dict:
-    return {"type": "mapping", "dataset_id": dataset_id, "accession_ids": list(accession_ids)}
-
-
 def _publish_every_kind(node: Node, names: Topology) -> dict[str, str]:
     local = node.dataset_id("local")
-    names.publish(_mapping(local, "ACC-1", "ACC-2"), correlation_id="corr-local")
-    names.publish(_mapping("OTHER-NODE-0001", "ACC-9"), correlation_id="corr-foreign")
+    names.publish(mapping(local, "ACC-1", "ACC-2"), correlation_id="corr-local")
+    names.publish(mapping("OTHER-NODE-0001", "ACC-9"), correlation_id="corr-foreign")
     names.publish(b"{not json", correlation_id="corr-notjson")
     names.publish({"type": "release", "dataset_id": local}, correlation_id="corr-release")
-    names.publish(_mapping(node.dataset_id("empty")), correlation_id="corr-empty")
+    names.publish(mapping(node.dataset_id("empty")), correlation_id="corr-empty")
     names.publish(b"\xff\xfe not utf-8", correlation_id="corr-binary")
     return {"local": local}
 
@@ -73,19 +50,27 @@ def _assert_info_errors(names: Topology) -> None:
 
 def test_stream_ticks_request_runs_for_local_datasets_and_answer_bad_messages(sensor_node: Node, monkeypatch) -> None:
     with topology(sensor_node.prefix, "stream") as names:
-        names.publish(_mapping(sensor_node.dataset_id("before-first-start"), "ACC-0"))
-        instance = _configure(sensor_node, monkeypatch, names)
+        names.publish(mapping(sensor_node.dataset_id("before-first-start"), "ACC-0"))
+        instance = configure_sensor(sensor_node, monkeypatch, names)
 
-        first = _tick(instance, None)
+        first = evaluate_tick(instance, None)
         assert not first.run_requests
-        assert json.loads(first.cursor) == {"queue": names.mapping_queue, "kind": "stream", "offset": 0, "generation": 0}
+        assert json.loads(first.cursor) == {
+            "queue": names.mapping_queue,
+            "kind": "stream",
+            "offset": 0,
+            "generation": 0,
+        }
 
         ids = _publish_every_kind(sensor_node, names)
-        names.publish(_mapping(ids["local"], "ACC-1", "ACC-2"), correlation_id="corr-duplicate")
-        second = _tick(instance, first.cursor)
+        names.publish(mapping(ids["local"], "ACC-1", "ACC-2"), correlation_id="corr-duplicate")
+        second = evaluate_tick(instance, first.cursor)
 
         assert [request.tags["dataset_id"] for request in second.run_requests] == [ids["local"], ids["local"]]
-        assert [request.run_key for request in second.run_requests] == [f"{names.mapping_queue}:0:1", f"{names.mapping_queue}:0:7"]
+        assert [request.run_key for request in second.run_requests] == [
+            f"{names.mapping_queue}:0:1",
+            f"{names.mapping_queue}:0:7",
+        ]
         assert second.run_requests[0].tags["correlation_id"] == "corr-local"
         assert second.run_requests[0].run_config == {
             "ops": {"fetch_file_records": {"config": {"dataset_id": ids["local"], "accession_ids": ["ACC-1", "ACC-2"]}}}
@@ -93,58 +78,63 @@ def test_stream_ticks_request_runs_for_local_datasets_and_answer_bad_messages(se
         assert json.loads(second.cursor)["offset"] == 7
         _assert_info_errors(names)
 
-        third = _tick(instance, second.cursor)
+        third = evaluate_tick(instance, second.cursor)
         assert not third.run_requests and third.cursor == second.cursor
 
 
 def test_a_fresh_stream_start_of_first_reads_everything(sensor_node: Node, monkeypatch) -> None:
     with topology(sensor_node.prefix, "stream") as names:
-        names.publish(_mapping(sensor_node.dataset_id("old"), "ACC-0"))
-        instance = _configure(sensor_node, monkeypatch, names, SYNC_SENSOR_STREAMSTART="first")
+        names.publish(mapping(sensor_node.dataset_id("old"), "ACC-0"))
+        instance = configure_sensor(sensor_node, monkeypatch, names, SYNC_SENSOR_STREAMSTART="first")
 
-        result = _tick(instance, None)
+        result = evaluate_tick(instance, None)
 
         assert [request.run_key for request in result.run_requests] == [f"{names.mapping_queue}:0:0"]
 
 
 def test_an_empty_stream_is_pinned_to_its_first_offset(sensor_node: Node, monkeypatch) -> None:
     with topology(sensor_node.prefix, "stream") as names:
-        instance = _configure(sensor_node, monkeypatch, names)
-        pinned = _tick(instance, None)
+        instance = configure_sensor(sensor_node, monkeypatch, names)
+        pinned = evaluate_tick(instance, None)
         assert json.loads(pinned.cursor)["offset"] == -1
 
-        names.publish(_mapping(sensor_node.dataset_id("after-pin"), "ACC-1"))
-        result = _tick(instance, pinned.cursor)
+        names.publish(mapping(sensor_node.dataset_id("after-pin"), "ACC-1"))
+        result = evaluate_tick(instance, pinned.cursor)
 
         assert [request.run_key for request in result.run_requests] == [f"{names.mapping_queue}:0:0"]
 
 
 def test_a_recreated_stream_is_read_from_its_start_with_new_run_keys(sensor_node: Node, monkeypatch) -> None:
     with topology(sensor_node.prefix, "stream") as names:
-        instance = _configure(sensor_node, monkeypatch, names)
-        names.publish(_mapping(sensor_node.dataset_id("new-stream"), "ACC-1"))
+        instance = configure_sensor(sensor_node, monkeypatch, names)
+        names.publish(mapping(sensor_node.dataset_id("new-stream"), "ACC-1"))
         stale = json.dumps({"queue": names.mapping_queue, "kind": "stream", "offset": 41, "generation": 0})
 
-        noticed = _tick(instance, stale)
-        assert json.loads(noticed.cursor) == {"queue": names.mapping_queue, "kind": "stream", "offset": -1, "generation": 1}
-        result = _tick(instance, noticed.cursor)
+        noticed = evaluate_tick(instance, stale)
+        assert json.loads(noticed.cursor) == {
+            "queue": names.mapping_queue,
+            "kind": "stream",
+            "offset": -1,
+            "generation": 1,
+        }
+        result = evaluate_tick(instance, noticed.cursor)
 
         assert [request.run_key for request in result.run_requests] == [f"{names.mapping_queue}:1:0"]
 
 
 def test_classic_queue_messages_are_acked_only_once_their_run_exists(sensor_node: Node, monkeypatch) -> None:
     with topology(sensor_node.prefix, "classic") as names:
-        instance = _configure(sensor_node, monkeypatch, names)
+        instance = configure_sensor(sensor_node, monkeypatch, names)
         _publish_every_kind(sensor_node, names)
 
-        first = _tick(instance, None)
+        first = evaluate_tick(instance, None)
 
         assert json.loads(first.cursor)["kind"] == "classic"
         (request,) = first.run_requests
         _assert_info_errors(names)
         assert names.ready_count() == 1
 
-        again = _tick(instance, first.cursor)
+        again = evaluate_tick(instance, first.cursor)
         assert [r.run_key for r in again.run_requests] == [request.run_key]
         assert names.ready_count() == 1
 
@@ -153,7 +143,7 @@ def test_classic_queue_messages_are_acked_only_once_their_run_exists(sensor_node
             run_config=request.run_config,
             tags={**request.tags, RUN_KEY_TAG: request.run_key, SENSOR_NAME_TAG: MAPPING_SENSOR_NAME},
         )
-        done = _tick(instance, again.cursor)
+        done = evaluate_tick(instance, again.cursor)
 
         assert not done.run_requests
         assert names.ready_count() == 0
@@ -161,10 +151,10 @@ def test_classic_queue_messages_are_acked_only_once_their_run_exists(sensor_node
 
 def test_an_unreachable_broker_is_reported_not_raised(sensor_node: Node, monkeypatch) -> None:
     with topology(sensor_node.prefix, "stream") as names:
-        instance = _configure(sensor_node, monkeypatch, names, BROKER_PORT="1")
+        instance = configure_sensor(sensor_node, monkeypatch, names, BROKER_PORT="1")
         cursor = json.dumps({"queue": names.mapping_queue, "kind": "stream", "offset": 3, "generation": 0})
 
-        result = _tick(instance, cursor)
+        result = evaluate_tick(instance, cursor)
 
         assert not result.run_requests and result.cursor is None
         assert "cannot connect to the broker 127.0.0.1:1" in result.skip_reason.skip_message
@@ -172,19 +162,24 @@ def test_an_unreachable_broker_is_reported_not_raised(sensor_node: Node, monkeyp
 
 def test_a_missing_queue_is_reported_not_raised(sensor_node: Node, monkeypatch) -> None:
     with topology(sensor_node.prefix, "stream") as names:
-        instance = _configure(sensor_node, monkeypatch, names, BROKER_QUEUE=f"{sensor_node.prefix}-absent")
+        instance = configure_sensor(sensor_node, monkeypatch, names, BROKER_QUEUE=f"{sensor_node.prefix}-absent")
 
-        result = _tick(instance, None)
+        result = evaluate_tick(instance, None)
 
         assert "NOT_FOUND" in result.skip_reason.skip_message
 
 
 def test_a_cursor_of_another_queue_is_not_applied(sensor_node: Node, monkeypatch) -> None:
     with topology(sensor_node.prefix, "stream") as names:
-        names.publish(_mapping(sensor_node.dataset_id("old"), "ACC-0"))
-        instance = _configure(sensor_node, monkeypatch, names)
+        names.publish(mapping(sensor_node.dataset_id("old"), "ACC-0"))
+        instance = configure_sensor(sensor_node, monkeypatch, names)
         other = json.dumps({"queue": "another-queue", "kind": "stream", "offset": 41, "generation": 3})
 
-        result = _tick(instance, other)
+        result = evaluate_tick(instance, other)
 
-        assert json.loads(result.cursor) == {"queue": names.mapping_queue, "kind": "stream", "offset": 0, "generation": 0}
+        assert json.loads(result.cursor) == {
+            "queue": names.mapping_queue,
+            "kind": "stream",
+            "offset": 0,
+            "generation": 0,
+        }

@@ -23,10 +23,11 @@ from bpsync_dagster_tests.support.s3_server import ACCESS_KEY, SECRET_KEY, S3Ser
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 FILE_SYNC_SCHEMA = PROJECT_ROOT / "schemas" / "bigpicture" / "file-sync.json"
 
-DAGSTER_DB = "bpsync_test_dagster"
+# Per test session, so that sessions running at the same time never drop each other's databases.
+DAGSTER_DB = f"bpsync_test_dagster_{os.getpid()}"
 DAGSTER_DB_USER = "bpsync_test_dagster"
 DAGSTER_DB_PASSWORD = "dagster-db-secret-29f"
-SDA_DB = "bpsync_test_sda"
+SDA_DB = f"bpsync_test_sda_{os.getpid()}"
 SDA_DB_USER = "bpsync_test_sda_reader"
 SDA_DB_PASSWORD = "sda-db-secret-47c"
 REMOTE_USER = "remote-sync-user"
@@ -56,7 +57,9 @@ def create_role(name: str, password: str) -> None:
 def create_dagster_database() -> dict[str, str]:
     """A fresh Dagster storage database; the environment `dagster.yaml` reads."""
     create_role(DAGSTER_DB_USER, DAGSTER_DB_PASSWORD)
-    _admin_execute(f"DROP DATABASE IF EXISTS {DAGSTER_DB} WITH (FORCE)", f"CREATE DATABASE {DAGSTER_DB} OWNER {DAGSTER_DB_USER}")
+    _admin_execute(
+        f"DROP DATABASE IF EXISTS {DAGSTER_DB} WITH (FORCE)", f"CREATE DATABASE {DAGSTER_DB} OWNER {DAGSTER_DB_USER}"
+    )
     return {
         "DAGSTER_POSTGRES_HOST": "127.0.0.1",
         "DAGSTER_POSTGRES_PORT": "5432",
@@ -64,6 +67,10 @@ def create_dagster_database() -> dict[str, str]:
         "DAGSTER_POSTGRES_PASSWORD": DAGSTER_DB_PASSWORD,
         "DAGSTER_POSTGRES_DB": DAGSTER_DB,
     }
+
+
+def drop_database(name: str) -> None:
+    _admin_execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def create_sda_database(name: str = SDA_DB, schema_version: int = 23) -> str:
@@ -158,7 +165,13 @@ class Node:
                 "passphrase": NODE_PASSPHRASE,
                 "syncPubKeyPath": str(self.receiver_keys.public_key_path),
             },
-            "broker": {"host": "127.0.0.1", "port": 5672, "user": "guest", "password": "guest", "queue": "mapping_stream"},
+            "broker": {
+                "host": "127.0.0.1",
+                "port": 5672,
+                "user": "guest",
+                "password": "guest",
+                "queue": "mapping_stream",
+            },
             "db": {
                 "host": "127.0.0.1",
                 "port": 5432,
@@ -178,7 +191,11 @@ class Node:
     def environment(self) -> dict[str, str]:
         self.write_config()
         return {
-            **{key: value for key, value in os.environ.items() if not key.startswith(("SYNC_", "C4GH_", "DB_", "BROKER_"))},
+            **{
+                key: value
+                for key, value in os.environ.items()
+                if not key.startswith(("SYNC_", "C4GH_", "DB_", "BROKER_"))
+            },
             **self.dagster_env,
             "DAGSTER_HOME": str(self.dagster_home),
             "CONFIG_FILE": str(self.config_file),
@@ -229,6 +246,13 @@ class Node:
             ),
         )
         return SeededFile(accession_id, path, plaintext, header)
+
+    def archived_body_path(self, accession_id: str) -> Path:
+        """Where a file's body lies in a POSIX archive."""
+        with closing(psycopg2.connect(self.sda_dsn)) as connection, connection.cursor() as cursor:
+            cursor.execute("SELECT archive_file_path FROM sda.files WHERE stable_id = %s", (accession_id,))
+            (archive_name,) = cursor.fetchone()
+        return self.archive_dir / archive_name
 
     def add_dataset(self, dataset_id: str, files: list[tuple[str, bytes]]) -> list[SeededFile]:
         """Archive `(path, plaintext)` files and map them to the dataset; accession IDs are derived."""
@@ -297,10 +321,16 @@ class Node:
 def split_crypt4gh(data: bytes) -> tuple[bytes, bytes]:
     stream = io.BytesIO(data)
     list(c4gh_header.parse(stream))
-    return data[: stream.tell()], data[stream.tell():]
+    return data[: stream.tell()], data[stream.tell() :]
 
 
-def make_dagster_home(directory: Path) -> Path:
+def make_dagster_home(directory: Path, max_concurrent_runs: int | None = None) -> Path:
+    """A `DAGSTER_HOME` holding only the project's `dagster.yaml` (optionally with another run limit)."""
     directory.mkdir(parents=True, exist_ok=True)
-    shutil.copy(PROJECT_ROOT / "dagster.yaml", directory / "dagster.yaml")
+    if max_concurrent_runs is None:
+        shutil.copy(PROJECT_ROOT / "dagster.yaml", directory / "dagster.yaml")
+    else:
+        config = yaml.safe_load((PROJECT_ROOT / "dagster.yaml").read_text())
+        config["run_coordinator"]["config"]["max_concurrent_runs"] = max_concurrent_runs
+        (directory / "dagster.yaml").write_text(yaml.safe_dump(config))
     return directory

@@ -1,28 +1,55 @@
-"""RabbitMQ topology for tests: a mapping queue (stream or classic) and an error queue, per test."""
+"""RabbitMQ topology for tests: an exchange routing `mappings` to a mapping queue (stream or classic)
+and `error` to an error queue, on the shared broker or a private one."""
 
 import json
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pika
+from pika.adapters.blocking_connection import BlockingChannel
 
-PARAMETERS = pika.ConnectionParameters("127.0.0.1", 5672, credentials=pika.PlainCredentials("guest", "guest"))
+SHARED_BROKER = pika.ConnectionParameters("127.0.0.1", 5672, credentials=pika.PlainCredentials("guest", "guest"))
 
 
 @dataclass(frozen=True)
 class Topology:
-    """Exchange `exchange` routes `mappings` to `mapping_queue` and `error` to `error_queue`."""
-
     exchange: str
     mapping_queue: str
     error_queue: str
+    parameters: pika.ConnectionParameters = field(default_factory=lambda: SHARED_BROKER, compare=False)
 
-    def publish(self, body: bytes | dict, correlation_id: str | None = None, message_id: str | None = None) -> None:
+    @contextmanager
+    def channel(self) -> Iterator[BlockingChannel]:
+        connection = pika.BlockingConnection(self.parameters)
+        try:
+            yield connection.channel()
+        finally:
+            if connection.is_open:
+                connection.close()
+
+    def declare(self, kind: str) -> None:
+        arguments = {"x-queue-type": "stream"} if kind == "stream" else {}
+        with self.channel() as channel:
+            channel.exchange_declare(self.exchange, "topic", durable=True)
+            channel.queue_declare(self.mapping_queue, durable=True, arguments=arguments)
+            channel.queue_bind(self.mapping_queue, self.exchange, "mappings")
+            channel.queue_declare(self.error_queue, durable=True)
+            channel.queue_bind(self.error_queue, self.exchange, "error")
+
+    def delete(self) -> None:
+        with self.channel() as channel:
+            channel.queue_delete(self.mapping_queue)
+            channel.queue_delete(self.error_queue)
+            channel.exchange_delete(self.exchange)
+
+    def publish(self, body: bytes | dict, correlation_id: str | None = None, message_id: str | None = None) -> str:
+        """Publish a persistent mapping message, routed and confirmed; its correlation id."""
         payload = json.dumps(body).encode() if isinstance(body, dict) else body
-        with _channel() as channel:
+        correlation_id = correlation_id or str(uuid.uuid4())
+        with self.channel() as channel:
             channel.confirm_delivery()
             channel.basic_publish(
                 self.exchange,
@@ -31,15 +58,17 @@ class Topology:
                 pika.BasicProperties(
                     delivery_mode=2,
                     content_type="application/json",
-                    correlation_id=correlation_id or str(uuid.uuid4()),
+                    correlation_id=correlation_id,
                     message_id=message_id,
                 ),
+                mandatory=True,
             )
+        return correlation_id
 
     def error_messages(self) -> list[tuple[dict, pika.BasicProperties]]:
         """Everything on the error queue, removed from it."""
         messages = []
-        with _channel() as channel:
+        with self.channel() as channel:
             while True:
                 method, properties, body = channel.basic_get(self.error_queue, auto_ack=True)
                 if method is None:
@@ -49,35 +78,20 @@ class Topology:
     def ready_count(self) -> int:
         """Messages in a classic mapping queue once consumers are gone (unacked ones return to it)."""
         time.sleep(0.2)
-        with _channel() as channel:
+        with self.channel() as channel:
             return channel.queue_declare(self.mapping_queue, passive=True).method.message_count
 
-
-@contextmanager
-def _channel() -> Iterator[pika.adapters.blocking_connection.BlockingChannel]:
-    connection = pika.BlockingConnection(PARAMETERS)
-    try:
-        yield connection.channel()
-    finally:
-        if connection.is_open:
-            connection.close()
+    def error_count(self) -> int:
+        with self.channel() as channel:
+            return channel.queue_declare(self.error_queue, passive=True).method.message_count
 
 
 @contextmanager
-def topology(prefix: str, kind: str) -> Iterator[Topology]:
-    """Declare the SDA-like topology for one test (`kind`: stream or classic) and delete it after."""
-    names = Topology(f"{prefix}-sda", f"{prefix}-mapping_{kind}", f"{prefix}-errors")
-    arguments = {"x-queue-type": "stream"} if kind == "stream" else {}
-    with _channel() as channel:
-        channel.exchange_declare(names.exchange, "topic", durable=True)
-        channel.queue_declare(names.mapping_queue, durable=True, arguments=arguments)
-        channel.queue_bind(names.mapping_queue, names.exchange, "mappings")
-        channel.queue_declare(names.error_queue, durable=True)
-        channel.queue_bind(names.error_queue, names.exchange, "error")
+def topology(prefix: str, kind: str, parameters: pika.ConnectionParameters = SHARED_BROKER) -> Iterator[Topology]:
+    """Declare one test's topology (`kind`: stream or classic) and delete it afterwards."""
+    names = Topology(f"{prefix}-sda", f"{prefix}-mapping_{kind}", f"{prefix}-errors", parameters)
+    names.declare(kind)
     try:
         yield names
     finally:
-        with _channel() as channel:
-            channel.queue_delete(names.mapping_queue)
-            channel.queue_delete(names.error_queue)
-            channel.exchange_delete(names.exchange)
+        names.delete()

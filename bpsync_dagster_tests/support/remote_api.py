@@ -108,9 +108,7 @@ class StandInRemoteApi:
         self._attempts = 0
         self._stopping = threading.Event()
         self._server = _Server(port, self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     @property
     def url(self) -> str:

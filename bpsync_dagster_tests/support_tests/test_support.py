@@ -133,7 +133,9 @@ def test_sda_database_seeded_like_ingest_and_mapper(node_key: KeyPair) -> None:
         )
         insert_file(
             dsn,
-            SdaFile("SYNC-123-00004", "user.name@example.com", "inbox/file2.c4gh", "/archive", "5d6e", None, "", None, None),
+            SdaFile(
+                "SYNC-123-00004", "user.name@example.com", "inbox/file2.c4gh", "/archive", "5d6e", None, "", None, None
+            ),
         )
         map_dataset(dsn, "SYNC-001-12345", ["SYNC-123-00003", "SYNC-123-00004"])
         map_dataset(dsn, "SYNC-001-12345", ["SYNC-123-00003"])
@@ -209,7 +211,9 @@ def test_remote_api_rejects_bad_credentials_and_invalid_bodies(remote_api: Stand
 
 def test_remote_api_injected_faults(remote_api: StandInRemoteApi) -> None:
     def post(timeout: float = 5) -> requests.Response:
-        return requests.post(f"{remote_api.url}/dataset", json=VALID_BODY, auth=("sync-user", "sync-pass"), timeout=timeout)
+        return requests.post(
+            f"{remote_api.url}/dataset", json=VALID_BODY, auth=("sync-user", "sync-pass"), timeout=timeout
+        )
 
     remote_api.fail_next(2, status=503)
     assert [post().status_code for _ in range(3)] == [503, 503, 200]
@@ -236,8 +240,19 @@ def test_remote_api_script_prints_accepted_bodies() -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     process = subprocess.Popen(
-        [sys.executable, "-m", "bpsync_dagster_tests.support.remote_api", "--port", str(port),
-         "--user", "U", "--password", "P", "--schema", str(FILE_SYNC_SCHEMA)],
+        [
+            sys.executable,
+            "-m",
+            "bpsync_dagster_tests.support.remote_api",
+            "--port",
+            str(port),
+            "--user",
+            "U",
+            "--password",
+            "P",
+            "--schema",
+            str(FILE_SYNC_SCHEMA),
+        ],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -1,0 +1,27 @@
+"""Evaluate the mapping sensor's ticks in the test process, configured like the service."""
+
+import dagster as dg
+import pytest
+
+from bpsync_dagster.configuration import service_settings
+from bpsync_dagster.sensors import build_mapping_sensor
+from bpsync_dagster_tests.support.environment import Node
+from bpsync_dagster_tests.support.rabbitmq import Topology
+
+
+def configure_sensor(node: Node, monkeypatch: pytest.MonkeyPatch, names: Topology, **extra: str) -> dg.DagsterInstance:
+    """Point the service's configuration at `names` (plus `extra` env) and return the Dagster instance."""
+    node.extra_env = {"BROKER_QUEUE": names.mapping_queue, "BROKER_EXCHANGE": names.exchange, **extra}
+    for key, value in node.environment().items():
+        monkeypatch.setenv(key, value)
+    service_settings.cache_clear()
+    return node.instance()
+
+
+def evaluate_tick(instance: dg.DagsterInstance, cursor: str | None) -> dg.SensorResult:
+    sensor = build_mapping_sensor(1)
+    return sensor(dg.build_sensor_context(instance=instance, cursor=cursor))
+
+
+def mapping(dataset_id: str, *accession_ids: str) -> dict:
+    return {"type": "mapping", "dataset_id": dataset_id, "accession_ids": list(accession_ids)}
