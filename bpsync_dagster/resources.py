@@ -6,6 +6,7 @@ the process that uses it, so nothing Dagster stores or shows holds a password or
 
 import dagster as dg
 
+from bpsync_dagster.broker.client import BrokerSession
 from bpsync_dagster.c4gh import NodeKeys, load_node_keys
 from bpsync_dagster.configuration import service_settings
 from bpsync_dagster.configuration.schemas import file_sync_schema_file, load_schema
@@ -57,7 +58,15 @@ class RemoteSyncApiResource(dg.ConfigurableResource):
         return load_schema(file_sync_schema_file(service_settings().schema))
 
 
+class BrokerResource(dg.ConfigurableResource):
+    """RabbitMQ (`broker.*` keys): short sessions that read `broker.queue` and publish confirmed info-errors."""
+
+    def session(self) -> BrokerSession:
+        return BrokerSession(service_settings().broker)
+
+
 RESOURCES = {
+    "broker": BrokerResource(),
     "sda_database": SdaDatabaseResource(),
     "archive_storage": ArchiveStorageResource(),
     "sync_storage": SyncStorageResource(),

@@ -85,10 +85,17 @@ class TickResult:
 
 
 class MappingPoller:
-    """Reads `broker.queue` for one tick; `run_exists(run_key)` asks Dagster's storage."""
+    """Reads `broker.queue` for one tick, in a session of `open_session`; `run_exists(run_key)` asks Dagster's storage."""
 
-    def __init__(self, settings: Settings, run_exists: Callable[[str], bool], log: logging.Logger) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        open_session: Callable[[], BrokerSession],
+        run_exists: Callable[[str], bool],
+        log: logging.Logger,
+    ) -> None:
         self._settings = settings
+        self._open_session = open_session
         self._queue = settings.broker.queue
         self._run_exists = run_exists
         self._log = log
@@ -98,7 +105,7 @@ class MappingPoller:
     def poll(self, cursor_text: str | None) -> TickResult:
         cursor = self._cursor_for_this_queue(cursor_text)
         kind = cursor.kind if cursor is not None else self._queue_kind()
-        with BrokerSession(self._settings.broker) as session:
+        with self._open_session() as session:
             if kind is QueueKind.STREAM:
                 requests, cursor = self._poll_stream(session, cursor)
             else:

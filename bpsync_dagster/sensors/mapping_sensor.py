@@ -1,17 +1,18 @@
 """The sensor that turns dataset-mapping messages into `sync_dataset` runs, and the one that reports
 failed runs to the SDA error stream."""
 
+import functools
 import json
 import time
 
 import dagster as dg
 from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
 
-from bpsync_dagster.broker.client import BrokerSession
 from bpsync_dagster.broker.messages import info_error_body
 from bpsync_dagster.configuration import service_settings
 from bpsync_dagster.jobs import DATASET_TAG, sync_dataset
 from bpsync_dagster.jobs.failures import failure_reason
+from bpsync_dagster.resources import BrokerResource
 from bpsync_dagster.sensors.mapping_poller import CORRELATION_TAG, MappingPoller
 
 MAPPING_SENSOR_NAME = "dataset_mapping_sensor"
@@ -31,10 +32,11 @@ def build_mapping_sensor(interval_seconds: int) -> dg.SensorDefinition:
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Reads broker.queue (mapping_stream) and requests one sync_dataset run per local dataset.",
     )
-    def dataset_mapping_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    def dataset_mapping_sensor(context: dg.SensorEvaluationContext, broker: BrokerResource) -> dg.SensorResult:
         started = time.monotonic()
         try:
-            poller = MappingPoller(service_settings(), lambda key: _run_exists(context.instance, key), context.log)
+            run_exists = functools.partial(_run_exists, context.instance)
+            poller = MappingPoller(service_settings(), broker.session, run_exists, context.log)
             tick = poller.poll(context.cursor)
         except Exception as error:
             # A tick never fails: the cursor stays where it was and the next tick tries again.
@@ -66,13 +68,13 @@ def _original_message(run: dg.DagsterRun) -> bytes:
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Publishes an info-error message to the error routing key for every failed sync_dataset run.",
 )
-def failed_sync_reporter(context: dg.RunFailureSensorContext) -> None:
+def failed_sync_reporter(context: dg.RunFailureSensorContext, broker: BrokerResource) -> None:
     run = context.dagster_run
     dataset_id = run.tags.get(DATASET_TAG, "unknown dataset")
     step_failures = context.get_step_failure_events()
     cause = failure_reason(step_failures[0]) if step_failures else context.failure_event.message
     reason = f"dataset {dataset_id}: run {run.run_id} failed: {cause or 'see the run in Dagster'}"
-    with BrokerSession(service_settings().broker) as session:
+    with broker.session() as session:
         session.publish_error(
             info_error_body(reason, _original_message(run), error=FAILED_SYNC_ERROR), run.tags.get(CORRELATION_TAG)
         )

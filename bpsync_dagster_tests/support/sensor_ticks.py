@@ -4,6 +4,7 @@ import dagster as dg
 import pytest
 
 from bpsync_dagster.configuration import service_settings
+from bpsync_dagster.resources import BrokerResource
 from bpsync_dagster.sensors import build_mapping_sensor
 from bpsync_dagster_tests.support.environment import Node
 from bpsync_dagster_tests.support.rabbitmq import Topology
@@ -20,7 +21,7 @@ def configure_sensor(node: Node, monkeypatch: pytest.MonkeyPatch, names: Topolog
 
 def evaluate_tick(instance: dg.DagsterInstance, cursor: str | None) -> dg.SensorResult:
     sensor = build_mapping_sensor(1)
-    return sensor(dg.build_sensor_context(instance=instance, cursor=cursor))
+    return sensor(dg.build_sensor_context(instance=instance, cursor=cursor, resources={"broker": BrokerResource()}))
 
 
 def mapping(dataset_id: str, *accession_ids: str) -> dict:
