@@ -5,6 +5,7 @@ import logging
 
 from bpsync_dagster.configuration.errors import ConfigError
 from bpsync_dagster.configuration.loader import env_name, load_settings
+from bpsync_dagster.configuration.logs import configure_logging
 from bpsync_dagster.configuration.settings import (
     BrokerSettings,
     Crypt4ghSettings,
@@ -42,6 +43,7 @@ logger = logging.getLogger(__name__)
 def service_settings() -> Settings:
     """The process's settings, read from the environment and `CONFIG_FILE` on first use."""
     settings = load_settings()
+    configure_logging(settings.log)
     for warning in settings.warnings:
         logger.warning(warning)
     return settings

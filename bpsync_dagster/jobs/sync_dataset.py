@@ -1,5 +1,6 @@
 """The `sync_dataset` job: copy one dataset's files to sync storage and tell the remote what it holds."""
 
+import logging
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
@@ -24,6 +25,8 @@ from bpsync_dagster.resources import (
 )
 from bpsync_dagster.sda_database import FileRecord, check_records
 from bpsync_dagster.storage import CopyOutcome, copy_file
+
+logger = logging.getLogger(__name__)
 
 DATASET_TAG = "dataset_id"
 MAX_TABLE_ROWS = 5000
@@ -134,7 +137,14 @@ def copy_files(
                 outcome = future.result()
                 outcomes.append(outcome)
                 action = "already in place" if outcome.skipped else f"copied {outcome.bytes_written} bytes"
-                context.log.info(f"{dataset.dataset_id} {record.accession_id}: {action} at {outcome.destination}")
+                logger.info(
+                    f"dataset {dataset.dataset_id} file {record.accession_id}: {action} at {outcome.destination}",
+                    extra={
+                        "dataset_id": dataset.dataset_id,
+                        "accession_id": record.accession_id,
+                        "run_id": context.run_id,
+                    },
+                )
         for future in pending:
             future.cancel()
     if failures:
@@ -213,7 +223,10 @@ def post_manifest(context: dg.OpExecutionContext, manifest: dict, remote_api: Re
     """POST the manifest to the remote sync API; only HTTP 200 counts as delivered."""
     with final_failures():
         result = remote_api.client().post_manifest(manifest)
-    context.log.info(f"{manifest['dataset_id']}: manifest accepted by {result.url}")
+    logger.info(
+        f"dataset {manifest['dataset_id']}: manifest accepted by {result.url}",
+        extra={"dataset_id": manifest["dataset_id"], "run_id": context.run_id},
+    )
     context.add_output_metadata(
         {
             "remote_url": dg.MetadataValue.url(result.url),

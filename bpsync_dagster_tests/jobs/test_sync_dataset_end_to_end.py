@@ -1,5 +1,6 @@
 """`bpsync sync` against real Postgres, S3 (moto), POSIX directories and an HTTP remote."""
 
+import json
 import os
 
 import pytest
@@ -59,3 +60,22 @@ def test_sync_copies_reencrypted_files_and_posts_the_manifest(make_node, archive
         assert secret not in result.stdout + result.stderr
         assert secret not in str(runs[0].run_config) + str(runs[0].tags)
         assert secret not in str(instance.all_logs(runs[0].run_id))
+
+
+def test_json_logs_carry_the_dataset_and_accession_ids(make_node) -> None:
+    node = make_node("posix", "posix")
+    node.extra_env = {"LOG_FORMAT": "json", "LOG_LEVEL": "debug"}
+    dataset_id = node.dataset_id("json-logs")
+    (item,) = node.add_dataset(dataset_id, [("logged.c4gh", b"logged")])
+
+    result = node.bpsync("sync", dataset_id)
+
+    assert result.returncode == 0, result.stderr
+    entries = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    copied = [entry for entry in entries if entry.get("accession_id") == item.accession_id]
+    assert copied and copied[0]["dataset_id"] == dataset_id and copied[0]["level"] == "info"
+    assert "copied" in copied[0]["message"]
+    for secret in SECRETS:
+        assert secret not in result.stderr
+    events = node.instance().all_logs(copied[0]["run_id"])
+    assert any(item.accession_id in event.user_message for event in events)
