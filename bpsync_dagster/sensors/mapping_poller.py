@@ -223,13 +223,18 @@ class MappingPoller:
         return SensorCursor(self._queue, QueueKind.STREAM, -1, cursor.generation + 1)
 
     def _poll_classic(self, session: BrokerSession) -> list[dg.RunRequest]:
-        requests = []
+        """Unacked until a later tick finds the run; a duplicate in the same tick waits for that tick too."""
+        requests: list[dg.RunRequest] = []
+        requested: set[str] = set()
         for delivery in session.get_classic(self._settings.sensor.batch_size):
             identity = delivery.message_id or body_digest(f"{delivery.correlation_id}\n".encode() + delivery.body)
             run_key = f"{self._queue}:{identity}"
             dataset = self._local_dataset(session, delivery, run_key)
+            if dataset is not None and run_key in requested:
+                continue
             if dataset is not None and not self._run_exists(run_key):
                 requests.append(self._run_request(dataset, run_key, delivery))
+                requested.add(run_key)
                 continue
             if dataset is not None:
                 self._report.acked_with_run += 1

@@ -125,24 +125,28 @@ def test_a_recreated_stream_is_read_from_its_start_with_new_run_keys(sensor_node
 def test_classic_queue_messages_are_acked_only_once_their_run_exists(sensor_node: Node, monkeypatch) -> None:
     with topology(sensor_node.prefix, "classic") as names:
         instance = configure_sensor(sensor_node, monkeypatch, names)
-        _publish_every_kind(sensor_node, names)
+        ids = _publish_every_kind(sensor_node, names)
+        for _ in range(2):
+            names.publish(mapping(ids["local"], "ACC-3"), message_id="same-message-twice")
 
         first = evaluate_tick(instance, None)
 
         assert json.loads(first.cursor)["kind"] == "classic"
-        (request,) = first.run_requests
+        request, duplicated = first.run_requests
+        assert duplicated.run_key == f"{names.mapping_queue}:same-message-twice"
         _assert_info_errors(names)
-        assert names.ready_count() == 1
+        assert names.ready_count() == 3
 
         again = evaluate_tick(instance, first.cursor)
-        assert [r.run_key for r in again.run_requests] == [request.run_key]
-        assert names.ready_count() == 1
+        assert [r.run_key for r in again.run_requests] == [request.run_key, duplicated.run_key]
+        assert names.ready_count() == 3
 
-        instance.create_run_for_job(
-            sync_dataset,
-            run_config=request.run_config,
-            tags={**request.tags, RUN_KEY_TAG: request.run_key, SENSOR_NAME_TAG: MAPPING_SENSOR_NAME},
-        )
+        for made in (request, duplicated):
+            instance.create_run_for_job(
+                sync_dataset,
+                run_config=made.run_config,
+                tags={**made.tags, RUN_KEY_TAG: made.run_key, SENSOR_NAME_TAG: MAPPING_SENSOR_NAME},
+            )
         done = evaluate_tick(instance, again.cursor)
 
         assert not done.run_requests

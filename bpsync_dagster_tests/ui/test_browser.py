@@ -1,0 +1,154 @@
+"""A run started by `bpsync sync` as an operator sees it in the Dagster UI, in a real headless Chromium.
+
+Needs Debian's `chromium` and `chromium-driver` (/usr/bin/chromium, /usr/bin/chromedriver). With
+`BPSYNC_SAVE_SCREENSHOTS=1` the run page's screenshot is also written to `docs/images/run-page.png`
+for the README.
+"""
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
+
+from bpsync_dagster_tests.support.environment import PROJECT_ROOT, Node
+from bpsync_dagster_tests.support.webserver import graphql
+
+CHROMIUM = Path(os.environ.get("BPSYNC_CHROMIUM", "/usr/bin/chromium"))
+CHROMEDRIVER = Path(os.environ.get("BPSYNC_CHROMEDRIVER", "/usr/bin/chromedriver"))
+SAVE_SCREENSHOTS = os.environ.get("BPSYNC_SAVE_SCREENSHOTS") == "1"
+README_SCREENSHOT = PROJECT_ROOT / "docs" / "images" / "run-page.png"
+WAIT_SECONDS = 30
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[WebDriver]:
+    """Headless Chromium with a fresh profile; a missing browser fails the test, it is not skipped."""
+    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.is_file()]
+    if missing:
+        pytest.fail(
+            f"the UI tests need Chromium and its driver, missing: {', '.join(missing)}; "
+            "install them with `apt-get install -y chromium chromium-driver`",
+            pytrace=False,
+        )
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+        "--window-size=1600,1000",
+    ):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(
+        options=options, service=Service(str(CHROMEDRIVER), log_output=str(tmp_path / "chromedriver.log"))
+    )
+    yield driver
+    driver.quit()
+
+
+def _wait_for_texts(driver: WebDriver, texts: list[str], what: str, within: str = "body") -> str:
+    """The visible text of the first `within` element once it holds every one of `texts`."""
+
+    def shown(driver: WebDriver) -> str | bool:
+        try:
+            text = driver.find_element(By.CSS_SELECTOR, within).text
+        except Exception:  # not rendered yet, or re-rendered while read
+            return False
+        return text if all(item in text for item in texts) else False
+
+    try:
+        return WebDriverWait(driver, WAIT_SECONDS).until(shown)
+    except TimeoutException:
+        missing = [item for item in texts if item not in driver.find_element(By.TAG_NAME, "body").text]
+        raise AssertionError(f"{what}: not shown after {WAIT_SECONDS} s: {missing}") from None
+
+
+def _click(driver: WebDriver, by: str, selector: str, what: str) -> None:
+    try:
+        WebDriverWait(driver, WAIT_SECONDS).until(lambda d: d.find_element(by, selector).is_displayed())
+        driver.find_element(by, selector).click()
+    except TimeoutException:
+        raise AssertionError(f"{what} ({selector}) not shown after {WAIT_SECONDS} s") from None
+
+
+def test_a_cli_run_shows_its_dataset_and_per_file_metadata_in_the_ui(
+    make_node, start_webserver, browser: WebDriver, tmp_path: Path
+) -> None:
+    node: Node = make_node("posix", "posix")
+    print("T", __import__("time").monotonic(), 'node: Node = make_node("posix"', flush=True)
+    dataset_id = node.dataset_id("ui")
+    print("T", __import__("time").monotonic(), 'dataset_id = node.dataset_id("', flush=True)
+    files = node.add_dataset(dataset_id, [(f"slide-{index}.c4gh", os.urandom(2000 + index)) for index in range(3)])
+    print("T", __import__("time").monotonic(), 'files = node.add_dataset(datas', flush=True)
+    synced = node.bpsync("sync", dataset_id)
+    print("T", __import__("time").monotonic(), 'synced = node.bpsync("sync", d', flush=True)
+    assert synced.returncode == 0, synced.stderr
+    run_id = synced.stdout.split(" run ", 1)[1].split()[0]
+
+    webserver = start_webserver(node)
+    print("T", __import__("time").monotonic(), 'webserver = start_webserver(no', flush=True)
+    # The "Join the Dagster community" dialog opens over the UI on 127.0.0.1 until it was dismissed once.
+    graphql(webserver.url, "mutation { setNuxSeen }")
+    print("T", __import__("time").monotonic(), 'graphql(webserver.url, "mutati', flush=True)
+
+    browser.get(f"{webserver.url}/runs")
+    print("T", __import__("time").monotonic(), 'browser.get(f"{webserver.url}/', flush=True)
+    _wait_for_texts(browser, [run_id[:8], f"dataset_id: {dataset_id}", "Success"], "the runs page")
+    print("T", __import__("time").monotonic(), '_wait_for_texts(browser, [run_', flush=True)
+    browser.save_screenshot(str(tmp_path / "runs.png"))
+    print("T", __import__("time").monotonic(), 'browser.save_screenshot(str(tm', flush=True)
+
+    browser.get(f"{webserver.url}/runs/{run_id}")
+    print("T", __import__("time").monotonic(), 'browser.get(f"{webserver.url}/', flush=True)
+    _wait_for_texts(browser, [run_id[:8], "Success", "sync_dataset", "RUN_SUCCESS"], "the run page")
+    print("T", __import__("time").monotonic(), '_wait_for_texts(browser, [run_', flush=True)
+    # Selecting the step in the timeline filters the event log to it, as the README tells operators.
+    _click(browser, By.CSS_SELECTOR, '.box[data-tooltip="copy_files"]', "the copy_files step in the timeline")
+    print("T", __import__("time").monotonic(), '_click(browser, By.CSS_SELECTO', flush=True)
+    _wait_for_texts(
+        browser,
+        ['Yielded output "result" of type "[CopyOutcome]"', "files_copied", "files_skipped", "bytes_copied"],
+        "the copy_files output in the event log",
+    )
+    print("T", __import__("time").monotonic(), ')', flush=True)
+    # The row shows the table's first lines; its "View full message" dialog shows every file.
+    _click(
+        browser,
+        By.XPATH,
+        '//*[contains(text(), "[CopyOutcome]")]/ancestor::*[.//button[.//*[text()="View full message"]]][1]'
+        '//button[.//*[text()="View full message"]]',
+        "the copy_files output's View full message button",
+    )
+    print("T", __import__("time").monotonic(), ')', flush=True)
+    dialog = _wait_for_texts(
+        browser,
+        ["accession_id", "destination", "action", "bytes", "seconds", "MB/s", *[f.accession_id for f in files]],
+        "the copy_files metadata dialog",
+        within='[role="dialog"]',
+    )
+    print("T", __import__("time").monotonic(), ')', flush=True)
+    rows = {line.split()[0]: line.split() for line in dialog.splitlines() if line.startswith(dataset_id)}
+    for item in files:
+        assert rows[item.accession_id][1] == str(node.sync_dir / item.path)
+        assert rows[item.accession_id][2] == "copied"
+    assert "files_copied\n3" in dialog or "files_copied 3" in dialog, dialog
+    browser.save_screenshot(str(tmp_path / "run-page.png"))
+    print("T", __import__("time").monotonic(), 'browser.save_screenshot(str(tm', flush=True)
+    if SAVE_SCREENSHOTS:
+        README_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(tmp_path / "run-page.png", README_SCREENSHOT)
