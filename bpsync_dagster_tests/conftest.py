@@ -1,6 +1,8 @@
 """Session-wide real services: Postgres databases, a moto S3 server, keys, a Dagster instance."""
 
-from collections.abc import Iterator
+import os
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -86,3 +88,25 @@ def make_node(
         )
 
     return make
+
+
+@pytest.fixture
+def make_isolated_node(make_node, tmp_path: Path) -> Iterator[Callable[..., Node]]:
+    """Like `make_node`, on a Dagster instance of its own (home and database, dropped afterwards).
+
+    For tests that run the daemon: on the shared instance it would first launch whatever runs other
+    tests left queued, and report their failures.
+    """
+    databases: list[str] = []
+
+    def make(archive: str = "posix", sync: str = "posix", max_concurrent_runs: int | None = None) -> Node:
+        name = f"bpsync_test_dagster_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+        databases.append(name)
+        node: Node = make_node(archive, sync)
+        node.dagster_env = create_dagster_database(name)
+        node.dagster_home = make_dagster_home(tmp_path / f"dagster_home_{name}", max_concurrent_runs)
+        return node
+
+    yield make
+    for name in databases:
+        drop_database(name)

@@ -37,6 +37,8 @@ def test_json_format_is_one_object_per_line_with_the_ids(capsys: pytest.CaptureF
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 2
     first = json.loads(lines[0])
-    assert first["message"] == "copied\nfile" and first["dataset_id"] == "SYNC-1" and first["accession_id"] == "SYNC-F-1"
+    assert (
+        first["message"] == "copied\nfile" and first["dataset_id"] == "SYNC-1" and first["accession_id"] == "SYNC-F-1"
+    )
     assert first["level"] == "info" and first["logger"] == f"{SERVICE_LOGGER}.jobs"
     assert json.loads(lines[1])["level"] == "warning"

@@ -12,7 +12,7 @@ from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
 
 from bpsync_dagster.sensors import MAPPING_SENSOR_NAME
 from bpsync_dagster_tests.support.daemon import Daemon, wait_until
-from bpsync_dagster_tests.support.environment import Node, make_dagster_home
+from bpsync_dagster_tests.support.environment import Node
 from bpsync_dagster_tests.support.rabbitmq import Topology, topology
 
 
@@ -41,8 +41,10 @@ def _mapping(dataset_id: str, accession_ids: list[str]) -> dict:
     return {"type": "mapping", "dataset_id": dataset_id, "accession_ids": accession_ids}
 
 
-def test_a_published_mapping_is_synced_even_when_published_while_the_daemon_is_down(make_node, tmp_path: Path) -> None:
-    node: Node = make_node("posix", "posix")
+def test_a_published_mapping_is_synced_even_when_published_while_the_daemon_is_down(
+    make_isolated_node, tmp_path: Path
+) -> None:
+    node: Node = make_isolated_node("posix", "posix")
     synced_live = node.add_dataset(node.dataset_id("live"), [("live.c4gh", b"live" * 50)])
     synced_later = node.add_dataset(node.dataset_id("later"), [("later.c4gh", b"later" * 50)])
     failing = node.add_dataset(node.dataset_id("failing"), [("failing.c4gh", b"fail")])
@@ -91,14 +93,13 @@ def test_a_published_mapping_is_synced_even_when_published_while_the_daemon_is_d
 
 @pytest.mark.parametrize(("kind", "messages", "kill_after"), [("stream", 500, 120), ("classic", 150, 60)])
 def test_every_message_ends_in_exactly_one_run_across_a_daemon_crash(
-    make_node, tmp_path: Path, kind: str, messages: int, kill_after: int
+    make_isolated_node, tmp_path: Path, kind: str, messages: int, kill_after: int
 ) -> None:
     """Messages waiting; the daemon is killed (SIGKILL) while it works through them, then restarted.
 
     The instance launches no runs here (max_concurrent_runs 0): the runs the sensor creates are counted.
     """
-    node: Node = make_node()
-    node.dagster_home = make_dagster_home(tmp_path / "home", max_concurrent_runs=0)
+    node: Node = make_isolated_node(max_concurrent_runs=0)
     with topology(node.prefix, kind) as names:
         node.extra_env = {
             "BROKER_QUEUE": names.mapping_queue,

@@ -54,18 +54,16 @@ def create_role(name: str, password: str) -> None:
     )
 
 
-def create_dagster_database() -> dict[str, str]:
+def create_dagster_database(name: str = DAGSTER_DB) -> dict[str, str]:
     """A fresh Dagster storage database; the environment `dagster.yaml` reads."""
     create_role(DAGSTER_DB_USER, DAGSTER_DB_PASSWORD)
-    _admin_execute(
-        f"DROP DATABASE IF EXISTS {DAGSTER_DB} WITH (FORCE)", f"CREATE DATABASE {DAGSTER_DB} OWNER {DAGSTER_DB_USER}"
-    )
+    _admin_execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", f"CREATE DATABASE {name} OWNER {DAGSTER_DB_USER}")
     return {
         "DAGSTER_POSTGRES_HOST": "127.0.0.1",
         "DAGSTER_POSTGRES_PORT": "5432",
         "DAGSTER_POSTGRES_USER": DAGSTER_DB_USER,
         "DAGSTER_POSTGRES_PASSWORD": DAGSTER_DB_PASSWORD,
-        "DAGSTER_POSTGRES_DB": DAGSTER_DB,
+        "DAGSTER_POSTGRES_DB": name,
     }
 
 

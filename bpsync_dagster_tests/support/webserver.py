@@ -1,17 +1,13 @@
 """The real `dagster-webserver` as a subprocess, on a test node's Dagster instance, and its GraphQL API."""
 
-import os
-import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import requests
 
-from bpsync_dagster_tests.support.environment import PROJECT_ROOT
+from bpsync_dagster_tests.support.processes import ServiceProcess
 
 LOCATION_NAME = "bpsync"
 
@@ -56,42 +52,23 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class Webserver:
-    """`dagster-webserver -w workspace.yaml` on 127.0.0.1 in a process group of its own, logging to `log_path`.
+class Webserver(ServiceProcess):
+    """`dagster-webserver -w workspace.yaml` on 127.0.0.1.
 
     `start()` returns once the code location `bpsync` is loaded, so the UI and GraphQL are usable.
     """
 
     def __init__(self, environment: dict[str, str], log_path: Path, port: int | None = None) -> None:
-        self._environment = environment
-        self._log_path = log_path
         self.port = port or free_port()
-        self._process: subprocess.Popen[bytes] | None = None
+        arguments = [*self.workspace_arguments(), "-h", "127.0.0.1", "-p", str(self.port)]
+        super().__init__("dagster-webserver", arguments, environment, log_path)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 120) -> None:
-        executable = Path(sys.executable).parent / "dagster-webserver"
-        log = self._log_path.open("ab")
-        self._process = subprocess.Popen(
-            [
-                str(executable),
-                "-w",
-                str(PROJECT_ROOT / "workspace.yaml"),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-            ],
-            env=self._environment,
-            cwd=self._log_path.parent,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.close()
+        super().start()
         try:
             self._wait_until_loaded(timeout)
         except BaseException:
@@ -102,11 +79,9 @@ class Webserver:
         deadline = time.monotonic() + timeout
         last = "no answer yet"
         while time.monotonic() < deadline:
-            assert self._process is not None
-            if self._process.poll() is not None:
-                raise AssertionError(
-                    f"dagster-webserver exited with status {self._process.returncode}:\n{self.log()[-5000:]}"
-                )
+            status = self.exit_status()
+            if status is not None:
+                raise AssertionError(f"dagster-webserver exited with status {status}:\n{self.log()[-5000:]}")
             try:
                 if requests.get(f"{self.url}/server_info", timeout=5).status_code == 200:
                     last = self._location_status()
@@ -134,28 +109,6 @@ class Webserver:
                 return "LOADED"
             return entry["loadStatus"]
         return f"no code location {LOCATION_NAME}"
-
-    def stop(self) -> None:
-        """SIGTERM to the whole process group (webserver and its code server), SIGKILL if it lingers."""
-        if self._process is None:
-            return
-        try:
-            os.killpg(self._process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            self._process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            pass
-        try:
-            os.killpg(self._process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self._process.wait()
-        self._process = None
-
-    def log(self) -> str:
-        return self._log_path.read_text(errors="replace") if self._log_path.exists() else ""
 
     def __enter__(self) -> "Webserver":
         self.start()

@@ -1,0 +1,63 @@
+"""Dagster's own service commands (daemon, webserver) as subprocesses of a test."""
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from bpsync_dagster_tests.support.environment import PROJECT_ROOT
+
+
+class ServiceProcess:
+    """`<venv>/bin/<program> <arguments>` in a process group of its own, logging to `log_path`."""
+
+    def __init__(self, program: str, arguments: list[str], environment: dict[str, str], log_path: Path) -> None:
+        self._command = [str(Path(sys.executable).parent / program), *arguments]
+        self._environment = environment
+        self._log_path = log_path
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @staticmethod
+    def workspace_arguments() -> list[str]:
+        return ["-w", str(PROJECT_ROOT / "workspace.yaml")]
+
+    def start(self) -> None:
+        with self._log_path.open("ab") as log:
+            self._process = subprocess.Popen(
+                self._command,
+                env=self._environment,
+                cwd=self._log_path.parent,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def exit_status(self) -> int | None:
+        """None while it runs."""
+        return None if self._process is None else self._process.poll()
+
+    def stop(self) -> None:
+        """A clean shutdown (SIGTERM to the group), then SIGKILL if it lingers."""
+        self._signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        """A crash: SIGKILL to the process and everything it started."""
+        self._signal(signal.SIGKILL)
+
+    def _signal(self, number: int) -> None:
+        if self._process is None:
+            return
+        try:
+            os.killpg(self._process.pid, number)
+        except ProcessLookupError:
+            pass
+        try:
+            self._process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(self._process.pid, signal.SIGKILL)
+            self._process.wait()
+        self._process = None
+
+    def log(self) -> str:
+        return self._log_path.read_text(errors="replace") if self._log_path.exists() else ""
