@@ -58,6 +58,7 @@ def test_a_published_mapping_is_synced_even_when_published_while_the_daemon_is_d
             wait_until(lambda: _cursor_on(instance, names.mapping_queue), 90, "the sensor's first tick")
             names.publish(_mapping(node.dataset_id("live"), [synced_live[0].accession_id]), correlation_id="corr-live")
             wait_until(lambda: node.dataset_id("live") in _received_datasets(node), 120, "the live dataset's manifest")
+            wait_until(lambda: all(run.is_finished for run in _runs_of(instance, names.mapping_queue)), 30, "its run")
 
             daemon.stop()
             names.publish(
