@@ -75,26 +75,20 @@ def test_a_checksum_mismatch_leaves_no_partial_object_and_sends_nothing(make_nod
 
 def test_reexecution_from_failure_skips_finished_files(make_node) -> None:
     node: Node = make_node("posix", "s3")
-    dataset_id = node.dataset_id("resume")
-    files = node.add_dataset(dataset_id, [(f"f{index}.c4gh", os.urandom(1000 + index)) for index in range(3)])
-    archived = node.archived_body_path(files[2].accession_id)
-    body = archived.read_bytes()
-    archived.unlink()
 
-    failed = node.bpsync("sync", dataset_id)
+    failed = node.sync_with_a_missing_body("resume")
 
-    assert failed.returncode == 1
-    message = _failure_line(failed.stderr)
-    assert files[2].accession_id in message and "does not exist" in message
+    assert failed.result.returncode == 1
+    message = _failure_line(failed.result.stderr)
+    assert failed.files[-1].accession_id in message and "does not exist" in message
     assert node.remote.attempts == 0
-    run_id = failed.stdout.split(" run ", 1)[1].split()[0]
-    archived.write_bytes(body)
+    failed.restore_body()
 
-    resumed = node.bpsync("reexecute", run_id)
+    resumed = node.bpsync("reexecute", failed.run_id)
 
     assert resumed.returncode == 0, resumed.stderr
     assert "1 files copied, 2 already in place" in resumed.stdout
-    for item in files:
+    for item in failed.files:
         assert node.decrypt_synced(item.path) == item.plaintext
     assert len(node.remote.received) == 1
 

@@ -82,6 +82,24 @@ def create_sda_database(name: str = SDA_DB, schema_version: int = 23) -> str:
 
 
 @dataclass(frozen=True)
+class FailedSync:
+    """A `bpsync sync` that failed because the last file's archived body was missing."""
+
+    dataset_id: str
+    files: list["SeededFile"]
+    result: subprocess.CompletedProcess[str]
+    missing_body: Path
+    body: bytes
+
+    @property
+    def run_id(self) -> str:
+        return self.result.stdout.split(" run ", 1)[1].split()[0]
+
+    def restore_body(self) -> None:
+        self.missing_body.write_bytes(self.body)
+
+
+@dataclass(frozen=True)
 class SeededFile:
     accession_id: str
     path: str
@@ -260,6 +278,15 @@ class Node:
         ]
         sda_database.map_dataset(self.sda_dsn, dataset_id, [item.accession_id for item in seeded])
         return seeded
+
+    def sync_with_a_missing_body(self, name: str) -> FailedSync:
+        """Sync a three-file dataset whose last archived body (POSIX) is missing: a failed run."""
+        dataset_id = self.dataset_id(name)
+        files = self.add_dataset(dataset_id, [(f"f{index}.c4gh", os.urandom(1000 + index)) for index in range(3)])
+        missing = self.archived_body_path(files[-1].accession_id)
+        body = missing.read_bytes()
+        missing.unlink()
+        return FailedSync(dataset_id, files, self.bpsync("sync", dataset_id), missing, body)
 
     def dataset_id(self, name: str) -> str:
         return f"SYNC-{self.prefix}-{name}"

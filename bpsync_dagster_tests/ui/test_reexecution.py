@@ -1,7 +1,6 @@
 """A run that `bpsync sync` left failed is re-executed from failure through the webserver, as the UI does."""
 
 import json
-import os
 from pathlib import Path
 
 from bpsync_dagster_tests.support.daemon import Daemon, wait_until
@@ -81,15 +80,10 @@ def test_a_failed_cli_run_is_reexecuted_from_failure_through_the_webserver(
     node = ui_node
     # The daemon's sensors read and publish nowhere: no info-error of this test may reach a real queue.
     node.extra_env = {"BROKER_QUEUE": f"{node.prefix}-absent", "BROKER_EXCHANGE": f"{node.prefix}-absent"}
-    dataset_id = node.dataset_id("ui-resume")
-    files = node.add_dataset(dataset_id, [(f"f{index}.c4gh", os.urandom(1000 + index)) for index in range(3)])
-    archived = node.archived_body_path(files[2].accession_id)
-    body = archived.read_bytes()
-    archived.unlink()
-    failed = node.bpsync("sync", dataset_id)
-    assert failed.returncode == 1, failed.stdout + failed.stderr
-    parent_run_id = failed.stdout.split(" run ", 1)[1].split()[0]
-    archived.write_bytes(body)
+    failed = node.sync_with_a_missing_body("ui-resume")
+    assert failed.result.returncode == 1, failed.result.stdout + failed.result.stderr
+    dataset_id, files, parent_run_id = failed.dataset_id, failed.files, failed.run_id
+    failed.restore_body()
 
     daemon = Daemon(node.environment(), tmp_path / "daemon.log")
     daemon.start()
