@@ -15,7 +15,6 @@ from bpsync_dagster.configuration.settings import (
     S3Storage,
     SensorSettings,
     Settings,
-    StorageEntry,
     StorageSettings,
 )
 
@@ -29,7 +28,6 @@ __all__ = [
     "S3Storage",
     "SensorSettings",
     "Settings",
-    "StorageEntry",
     "StorageSettings",
     "env_name",
     "load_settings",

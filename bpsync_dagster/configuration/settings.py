@@ -63,16 +63,12 @@ class DatabaseSettings:
 
 @dataclass(frozen=True)
 class PosixStorage:
-    """A directory of a storage; `location` is how `sda.files.archive_location` names it."""
+    """A directory of a storage; an archived file's `archive_location` is its `path`."""
 
     path: Path
     max_objects: int = 0
     max_size: int = 0
     writer_disabled: bool = False
-
-    @property
-    def location(self) -> str:
-        return str(self.path)
 
 
 @dataclass(frozen=True)
@@ -100,9 +96,6 @@ class S3Storage:
         return ("http://" if self.disable_https else "https://") + self.endpoint
 
 
-StorageEntry = PosixStorage | S3Storage
-
-
 @dataclass(frozen=True)
 class StorageSettings:
     """One named storage (archive or sync): its S3 and POSIX entries in priority order."""
@@ -112,7 +105,7 @@ class StorageSettings:
     posix: tuple[PosixStorage, ...] = ()
 
     @property
-    def entries(self) -> tuple[StorageEntry, ...]:
+    def entries(self) -> tuple[S3Storage | PosixStorage, ...]:
         return (*self.s3, *self.posix)
 
 
