@@ -1,0 +1,1155 @@
+#!/usr/bin/env python3
+"""Benchmarks of `bpsync sync` side by side with `cp` and `rclone copy` (issue 5).
+
+    python bench/run.py            # the full benchmark (tens of GiB written; see docs/benchmarks.md)
+    python bench/run.py --quick    # a tiny version that runs in seconds, for CI
+
+It builds everything it measures on its own: crypt4gh keys, encrypted test files in a POSIX archive
+and in an S3 archive bucket, an SDA database and a Dagster database of its own on the local
+PostgreSQL (127.0.0.1:5432, dropped at the end), a moto S3 server (in a separate process, so that
+it does not share the GIL with the sampler), and the stand-in remote sync API. Every `bpsync sync`
+is the real command in a fresh process, as `bpsync_dagster_tests.support.environment.Node.bpsync`
+runs it; its wall time and the summed RSS of its whole process tree (sampled every 50 ms in /proc)
+are recorded, and its run's events are read back from the Dagster instance.
+
+Each figure is the median of `--repeat` runs (the tools take turns within each repetition) and is
+printed with its ratio to a baseline measured in the same invocation. `--json PATH` writes every
+raw measurement; `bench/chart.py` draws the chart of docs/benchmarks.md from it.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+if str(PROJECT_ROOT) not in sys.path:
+    sys.path.insert(0, str(PROJECT_ROOT))
+
+KiB, MiB, GiB = 1024, 1024**2, 1024**3
+SAMPLE_SECONDS = 0.05
+
+
+# --------------------------------------------------------------------------------------------------
+# The moto S3 server in a process of its own (`run.py --serve-s3`)
+# --------------------------------------------------------------------------------------------------
+
+
+def serve_s3() -> None:
+    """Start the tests' moto server, print its port, serve until stdin closes."""
+    from bpsync_dagster_tests.support.s3_server import S3Server
+
+    server = S3Server()
+    server.start()
+    print(server.port, flush=True)
+    sys.stdin.read()
+    server.stop()
+
+
+def _subprocess_s3_server_class():
+    from bpsync_dagster_tests.support.s3_server import S3Server
+
+    class SubprocessS3Server(S3Server):
+        """The tests' `S3Server`, but moto runs in a child process."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self._process: subprocess.Popen[str] | None = None
+
+        def start(self) -> None:
+            self._process = subprocess.Popen(
+                [sys.executable, __file__, "--serve-s3"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
+            self._port = int(self._process.stdout.readline())
+
+        def stop(self) -> None:
+            if self._process is not None:
+                self._process.stdin.close()
+                try:
+                    self._process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    self._process.kill()
+                    self._process.wait()
+                self._process = None
+
+        @property
+        def pid(self) -> int:
+            return self._process.pid
+
+    return SubprocessS3Server
+
+
+# --------------------------------------------------------------------------------------------------
+# Measuring a command: wall time and the peak of the summed RSS of its process tree
+# --------------------------------------------------------------------------------------------------
+
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as handle:
+                found += [int(child) for child in handle.read().split()]
+        except OSError:
+            continue
+    return found
+
+
+def _tree_rss(root: int) -> int:
+    total, stack, seen = 0, [root], set()
+    while stack:
+        pid = stack.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        try:
+            with open(f"/proc/{pid}/statm") as handle:
+                total += int(handle.read().split()[1]) * _PAGE
+        except (OSError, IndexError, ValueError):
+            continue
+        stack += _children(pid)
+    return total
+
+
+class TreeSampler(threading.Thread):
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.peak = 0
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while True:
+            self.peak = max(self.peak, _tree_rss(self.pid))
+            if self._stop_event.wait(SAMPLE_SECONDS):
+                return
+
+    def stop(self) -> int:
+        self._stop_event.set()
+        self.join()
+        return self.peak
+
+
+@dataclass
+class Measured:
+    seconds: float
+    peak_rss: int
+    returncode: int
+    stdout: str
+    stderr: str
+    started: float  # time.time() at launch, to compare with Dagster event timestamps
+    ended: float
+
+
+def measure(command: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None) -> Measured:
+    started_wall = time.time()
+    started = time.perf_counter()
+    process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sampler = TreeSampler(process.pid)
+    sampler.start()
+    stdout, stderr = process.communicate()
+    seconds = time.perf_counter() - started
+    peak = sampler.stop()
+    result = Measured(seconds, peak, process.returncode, stdout, stderr, started_wall, time.time())
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} exited {process.returncode}:\n{stdout[-3000:]}\n{stderr[-3000:]}")
+    return result
+
+
+def shell(script: str, env: dict[str, str] | None = None) -> Measured:
+    return measure(["bash", "-c", f"set -euo pipefail; {script}"], env=env)
+
+
+# --------------------------------------------------------------------------------------------------
+# Test data: encrypted bodies on disk (streamed, so 4 GiB files never sit in memory)
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Body:
+    archive_name: str  # path under the archive directory, and key in the archive bucket
+    header: bytes
+    size: int
+    plain_sha256: str
+    body_sha256: str
+
+
+def write_encrypted_body(directory: Path, name: str, plain_size: int, public_key: bytes) -> Body:
+    """Encrypt `plain_size` bytes for `public_key` as crypt4gh, body to `directory/name`."""
+    from crypt4gh import SEGMENT_SIZE
+    from crypt4gh import header as c4gh_header
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+    from bpsync_dagster_tests.support.crypt4gh_files import CHACHA20_POLY1305
+
+    session_key, writer_key = os.urandom(32), os.urandom(32)
+    packet = c4gh_header.make_packet_data_enc(CHACHA20_POLY1305, session_key)
+    header = c4gh_header.serialize(c4gh_header.encrypt(packet, [(CHACHA20_POLY1305, writer_key, public_key)]))
+    cipher = ChaCha20Poly1305(session_key)
+    block = memoryview(os.urandom(16 * SEGMENT_SIZE))  # the plaintext repeats; the ciphertext does not
+    plain_digest, body_digest = hashlib.sha256(), hashlib.sha256()
+    path = directory / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    size, remaining, offset = 0, plain_size, 0
+    with path.open("wb") as out:
+        while remaining > 0:
+            length = min(SEGMENT_SIZE, remaining)
+            segment = block[offset : offset + length]
+            offset = (offset + length) % len(block)
+            nonce = os.urandom(12)
+            encrypted = nonce + cipher.encrypt(nonce, segment, None)
+            plain_digest.update(segment)
+            body_digest.update(encrypted)
+            out.write(encrypted)
+            size += len(encrypted)
+            remaining -= length
+    return Body(name, header, size, plain_digest.hexdigest(), body_digest.hexdigest())
+
+
+@dataclass
+class Dataset:
+    name: str  # e.g. "multi", "small"
+    files: int
+    plain_size: int
+    bodies: list[Body] = field(default_factory=list)
+
+    def label(self) -> str:
+        return f"{self.files}×{_size_label(self.plain_size)}"
+
+    @property
+    def body_dir(self) -> str:
+        return f"bench/{self.name}"
+
+    def bytes(self) -> int:
+        return sum(body.size for body in self.bodies)
+
+    def dataset_id(self, archive: str) -> str:
+        return f"SYNC-BENCH-{self.name.upper()}-{archive.upper()}"
+
+
+def _size_label(size: int) -> str:
+    for unit, factor in (("GiB", GiB), ("MiB", MiB), ("KiB", KiB)):
+        if size >= factor and size % factor == 0:
+            return f"{size // factor} {unit}"
+    return f"{size} B"
+
+
+# --------------------------------------------------------------------------------------------------
+# The node: the tests' `Node`, with databases of the benchmark's own
+# --------------------------------------------------------------------------------------------------
+
+
+def _bench_node_class():
+    from bpsync_dagster_tests.support.environment import Node
+
+    @dataclass
+    class BenchNode(Node):
+        sda_database_name: str = ""
+
+        def config(self) -> dict[str, object]:
+            config = super().config()
+            config["db"]["database"] = self.sda_database_name
+            return config
+
+    return BenchNode
+
+
+class Bench:
+    def __init__(self, workdir: Path, quick: bool) -> None:
+        self.workdir = workdir
+        self.quick = quick
+        self.stack = ExitStack()
+        self.profile_dir: Path | None = None
+        self.results: list[dict[str, object]] = []  # raw measurements
+        self.rows: list[dict[str, object]] = []  # the table
+
+    # ---- set-up -----------------------------------------------------------------------------------
+
+    def __enter__(self) -> "Bench":
+        self.stack.__enter__()
+        try:
+            self._set_up()
+        except BaseException:
+            self.stack.__exit__(*sys.exc_info())
+            raise
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stack.__exit__(*exc_info)
+
+    def _set_up(self) -> None:
+        from bpsync_dagster_tests.support import crypt4gh_files
+        from bpsync_dagster_tests.support.environment import (
+            ARCHIVE_BUCKET,
+            FILE_SYNC_SCHEMA,
+            NODE_PASSPHRASE,
+            REMOTE_PASSWORD,
+            REMOTE_USER,
+            create_dagster_database,
+            create_sda_database,
+            drop_database,
+            make_dagster_home,
+        )
+        from bpsync_dagster_tests.support.remote_api import StandInRemoteApi
+
+        tag = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
+        self.sda_db = f"bpsync_bench_sda_{tag}"
+        self.dagster_db = f"bpsync_bench_dagster_{tag}"
+        keys_dir = self.workdir / "keys"
+        keys_dir.mkdir(parents=True)
+        self.node_keys = crypt4gh_files.make_key_pair(keys_dir, "node", NODE_PASSPHRASE)
+        self.receiver_keys = crypt4gh_files.make_key_pair(keys_dir, "receiver", "receiver-passphrase")
+
+        self.sda_dsn = create_sda_database(self.sda_db)
+        self.stack.callback(drop_database, self.sda_db)
+        dagster_env = create_dagster_database(self.dagster_db)
+        self.stack.callback(drop_database, self.dagster_db)
+        dagster_home = make_dagster_home(self.workdir / "dagster_home")
+
+        self.s3 = _subprocess_s3_server_class()()
+        self.s3.start()
+        self.stack.callback(self.s3.stop)
+        self.s3.client().create_bucket(Bucket=ARCHIVE_BUCKET)
+        self.s3.client().create_bucket(Bucket="bench-rclone")
+        self.archive_bucket = ARCHIVE_BUCKET
+
+        self.remote = StandInRemoteApi(REMOTE_USER, REMOTE_PASSWORD, FILE_SYNC_SCHEMA)
+        self.remote.start()
+        self.stack.callback(self.remote.stop)
+
+        node_class = _bench_node_class()
+
+        def node(archive: str, sync: str) -> "Node":  # noqa: F821
+            return node_class(
+                root=self.workdir / "node",
+                archive=archive,
+                sync=sync,
+                node_keys=self.node_keys,
+                receiver_keys=self.receiver_keys,
+                sda_dsn=self.sda_dsn,
+                s3=self.s3,
+                remote=self.remote,
+                dagster_home=dagster_home,
+                dagster_env=dagster_env,
+                # The shipped default part size (the tests use 5MB to exercise multipart uploads).
+                sync_s3_options={"chunk_size": "50MB"},
+                sda_database_name=self.sda_db,
+                prefix=f"b{uuid.uuid4().hex[:8]}",
+            )
+
+        self.nodes = {"P→P": node("posix", "posix"), "P→S3": node("posix", "s3"), "S3→S3": node("s3", "s3")}
+        self.instance = self.nodes["P→P"].instance()
+        self.stack.callback(self.instance.dispose)
+        # Fill the bytecode cache of the benchmark's processes (see `python_env`).
+        measure([sys.executable, "-m", "bpsync_dagster.cli", "--help"], env=self.python_env(self.nodes["P→P"]))
+
+        # rclone fails on an http endpoint when AWS_CA_BUNDLE is set (its transport takes no CA).
+        self.rclone_env = {key: value for key, value in os.environ.items() if key != "AWS_CA_BUNDLE"}
+        self.rclone_env["RCLONE_CONFIG"] = str(self.workdir / "rclone.conf")
+        (self.workdir / "rclone.conf").write_text("")
+        from bpsync_dagster_tests.support.s3_server import ACCESS_KEY, REGION, SECRET_KEY
+
+        # Two remote names on the same endpoint, so S3→S3 is a download and an upload (as for
+        # bpsync), not a server-side copy.
+        for name in ("SRC", "DST"):
+            self.rclone_env.update(
+                {
+                    f"RCLONE_CONFIG_{name}_TYPE": "s3",
+                    f"RCLONE_CONFIG_{name}_PROVIDER": "Other",
+                    f"RCLONE_CONFIG_{name}_ENV_AUTH": "false",
+                    f"RCLONE_CONFIG_{name}_ACCESS_KEY_ID": ACCESS_KEY,
+                    f"RCLONE_CONFIG_{name}_SECRET_ACCESS_KEY": SECRET_KEY,
+                    f"RCLONE_CONFIG_{name}_ENDPOINT": self.s3.endpoint_url,
+                    f"RCLONE_CONFIG_{name}_REGION": REGION,
+                    f"RCLONE_CONFIG_{name}_FORCE_PATH_STYLE": "true",
+                }
+            )
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.nodes["P→P"].archive_dir
+
+    @property
+    def sync_dir(self) -> Path:
+        return self.nodes["P→P"].sync_dir
+
+    # ---- data -------------------------------------------------------------------------------------
+
+    def make_dataset(self, name: str, files: int, plain_size: int, archives: tuple[str, ...] = ("posix",)) -> Dataset:
+        from bpsync_dagster_tests.support import crypt4gh_files, sda_database
+        from bpsync_dagster_tests.support.environment import SUBMITTER
+
+        dataset = Dataset(name, files, plain_size)
+        for _ in range(files):
+            if plain_size <= 64 * KiB:
+                plaintext = os.urandom(plain_size)
+                header, body = crypt4gh_files.encrypt(plaintext, self.node_keys.public_key)
+                archive_name = f"{dataset.body_dir}/{uuid.uuid4()}"
+                path = self.archive_dir / archive_name
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(body)
+                dataset.bodies.append(
+                    Body(
+                        archive_name,
+                        header,
+                        len(body),
+                        crypt4gh_files.sha256_hex(plaintext),
+                        crypt4gh_files.sha256_hex(body),
+                    )
+                )
+            else:
+                dataset.bodies.append(
+                    write_encrypted_body(
+                        self.archive_dir, f"{dataset.body_dir}/{uuid.uuid4()}", plain_size, self.node_keys.public_key
+                    )
+                )
+        for archive in archives:
+            if archive == "s3":
+                client = self.s3.client()
+                for body in dataset.bodies:
+                    client.upload_file(
+                        str(self.archive_dir / body.archive_name), self.archive_bucket, body.archive_name
+                    )
+                location = f"{self.s3.endpoint_url}/{self.archive_bucket}"
+            else:
+                location = str(self.archive_dir)
+            dataset_id = dataset.dataset_id(archive)
+            accessions = []
+            for index, body in enumerate(dataset.bodies):
+                accession = f"{dataset_id}-F{index:04d}"
+                sda_database.insert_file(
+                    self.sda_dsn,
+                    sda_database.SdaFile(
+                        stable_id=accession,
+                        submission_user=SUBMITTER,
+                        submission_file_path=f"bench/{name}-{archive}/file{index:04d}.c4gh",
+                        archive_location=location,
+                        archive_file_path=body.archive_name,
+                        archive_file_size=body.size,
+                        header_hex=body.header.hex(),
+                        unencrypted_sha256=body.plain_sha256,
+                        archived_sha256=body.body_sha256,
+                    ),
+                )
+                accessions.append(accession)
+            sda_database.map_dataset(self.sda_dsn, dataset_id, accessions)
+        return dataset
+
+    def remove_dataset_bodies(self, dataset: Dataset) -> None:
+        shutil.rmtree(self.archive_dir / dataset.body_dir, ignore_errors=True)
+        self._empty_bucket(self.archive_bucket, prefix=dataset.body_dir + "/")
+
+    # ---- clean-up between runs --------------------------------------------------------------------
+
+    def _empty_bucket(self, bucket: str, prefix: str = "") -> None:
+        client = self.s3.client()
+        paginator = client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+            for start in range(0, len(keys), 1000):
+                client.delete_objects(Bucket=bucket, Delete={"Objects": keys[start : start + 1000]})
+
+    def clean_destinations(self) -> None:
+        for directory in (self.sync_dir, self.workdir / "baseline"):
+            shutil.rmtree(directory, ignore_errors=True)
+        self.sync_dir.mkdir(parents=True, exist_ok=True)
+        (self.workdir / "baseline").mkdir(parents=True, exist_ok=True)
+        self._empty_bucket("bench-rclone")
+        for node in self.nodes.values():
+            if node.sync == "s3":
+                for bucket in node.sync_buckets():
+                    self._empty_bucket(bucket)
+
+    # ---- the tools --------------------------------------------------------------------------------
+
+    def bpsync(self, case: str, dataset: Dataset, *extra: str, profile: str | None = None) -> dict[str, object]:
+        """One `bpsync sync` of the dataset; wall time, peak RSS, and what the run recorded.
+
+        With `profile` (a file name), the run is recorded by py-spy into the profile directory
+        instead (collapsed stacks, every thread, idle time included); such runs are not figures.
+        """
+        node = self.nodes[case]
+        archive = "s3" if node.archive == "s3" else "posix"
+        env = self.python_env(node)
+        prefix: list[str] = []
+        if profile is not None:
+            prefix = [
+                str(Path(sys.executable).parent / "py-spy"),
+                "record",
+                "--rate",
+                "100",
+                "--idle",
+                "--threads",
+                "--nonblocking",
+                "--format",
+                "raw",
+                "--output",
+                str(self.profile_dir / profile),
+                "--",
+            ]
+        measured = measure(
+            [*prefix, sys.executable, "-m", "bpsync_dagster.cli", "sync", dataset.dataset_id(archive), *extra],
+            env=env,
+            cwd=node.root,
+        )
+        match = re.search(r"run ([0-9a-f-]{36})", measured.stdout)
+        if match is None:
+            raise RuntimeError(f"no run ID in bpsync's output:\n{measured.stdout}")
+        print(
+            f"bench:   bpsync sync {case} {dataset.label()}: {measured.seconds:.1f} s, peak RSS "
+            f"{measured.peak_rss / MiB:.0f} MiB{' (py-spy)' if profile else ''}",
+            flush=True,
+        )
+        return {**self._run_facts(match.group(1), measured), "seconds": measured.seconds, "peak_rss": measured.peak_rss}
+
+    def _run_facts(self, run_id: str, measured: Measured) -> dict[str, object]:
+        from dagster import DagsterEventType
+
+        logs = self.instance.all_logs(run_id)
+        facts: dict[str, object] = {"run_id": run_id, "events": len(logs)}
+        steps: dict[str, dict[str, float]] = {}
+        for entry in logs:
+            event = entry.dagster_event
+            if event is None:
+                continue
+            if event.step_key:
+                step = steps.setdefault(event.step_key, {})
+                if event.event_type == DagsterEventType.STEP_START:
+                    step.setdefault("start", entry.timestamp)
+                elif event.event_type == DagsterEventType.STEP_SUCCESS:
+                    step["end"] = entry.timestamp
+                elif event.event_type == DagsterEventType.STEP_OUTPUT and event.step_key == "copy_files":
+                    metadata = event.step_output_data.metadata
+                    facts["bytes_copied"] = metadata["bytes_copied"].value
+            elif event.event_type == DagsterEventType.RUN_SUCCESS:
+                facts["run_success"] = entry.timestamp
+        facts["step_seconds"] = {
+            key: value["end"] - value["start"] for key, value in steps.items() if "end" in value and "start" in value
+        }
+        first = min(entry.timestamp for entry in logs)
+        facts["breakdown"] = {
+            "start-up (launch → first event)": first - measured.started,
+            "run (first event → RUN_SUCCESS)": facts.get("run_success", first) - first,
+            "exit (RUN_SUCCESS → process end)": measured.ended - facts.get("run_success", first),
+        }
+        return facts
+
+    def cp(self, dataset: Dataset) -> Measured:
+        return self._baseline("cp", dataset, self._cp(dataset))
+
+    def _cp(self, dataset: Dataset) -> Measured:
+        source = self.archive_dir / dataset.body_dir
+        return shell(f"cp -r {source} {self.workdir / 'baseline'}/ && sync")
+
+    def rclone_local(self, dataset: Dataset) -> Measured:
+        return self._baseline("rclone_local", dataset, self._rclone_local(dataset))
+
+    def _rclone_local(self, dataset: Dataset) -> Measured:
+        source = self.archive_dir / dataset.body_dir
+        return measure(
+            ["bash", "-c", f"rclone copy -q {source} {self.workdir / 'baseline' / dataset.name} && sync"],
+            env=self.rclone_env,
+        )
+
+    def rclone_to_s3(self, dataset: Dataset) -> Measured:
+        return self._baseline("rclone_to_s3", dataset, self._rclone_to_s3(dataset))
+
+    def _rclone_to_s3(self, dataset: Dataset) -> Measured:
+        source = self.archive_dir / dataset.body_dir
+        return measure(["rclone", "copy", "-q", str(source), f"DST:bench-rclone/{dataset.name}"], env=self.rclone_env)
+
+    def rclone_s3_to_s3(self, dataset: Dataset) -> Measured:
+        return self._baseline("rclone_s3_to_s3", dataset, self._rclone_s3_to_s3(dataset))
+
+    def _rclone_s3_to_s3(self, dataset: Dataset) -> Measured:
+        return measure(
+            [
+                "rclone",
+                "copy",
+                "-q",
+                f"SRC:{self.archive_bucket}/{dataset.body_dir}",
+                f"DST:bench-rclone/{dataset.name}",
+            ],
+            env=self.rclone_env,
+        )
+
+    # ---- the table --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _baseline(name: str, dataset: Dataset, measured: Measured) -> Measured:
+        print(f"bench:   {name} {dataset.label()}: {measured.seconds:.1f} s", flush=True)
+        return measured
+
+    def python_env(self, node) -> dict[str, str]:
+        """The node's environment (this writes its config file), with bytecode cached as installed.
+
+        A `pip install` compiles every module, and the image does not forbid bytecode; a
+        development shell may set PYTHONDONTWRITEBYTECODE, so every start would compile whatever
+        has no valid .pyc (here: the edited project modules). The benchmark's processes keep
+        their bytecode in a cache of their own instead, outside the source tree.
+        """
+        env = node.environment()
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(self.workdir / "pycache")
+        return env
+
+    def profile(self, case: str, dataset: Dataset, name: str) -> None:
+        """One more, unmeasured, run of the case under py-spy, when `--py-spy DIR` is given."""
+        if self.profile_dir is None:
+            return
+        self.clean_destinations()
+        facts = self.bpsync(case, dataset, profile=name)
+        self.results.append({"case": f"profile {name}", "bpsync": [facts]})
+        self.clean_destinations()
+
+    def row(
+        self,
+        group: str,
+        case: str,
+        what: str,
+        value: float,
+        unit: str,
+        baseline: str | None = None,
+        ratio: float | None = None,
+        target: str = "",
+        met: bool | None = None,
+        runs: int = 0,
+    ) -> None:
+        if met is not None and (value != value or (ratio is not None and ratio != ratio)):
+            met = None  # not measurable here (e.g. the run took less than the fixed cost)
+        self.rows.append(
+            {
+                "group": group,
+                "case": case,
+                "what": what,
+                "value": value,
+                "unit": unit,
+                "baseline": baseline,
+                "ratio": ratio,
+                "target": target,
+                "met": met,
+                "runs": runs,
+            }
+        )
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def mib_per_s(size: int, seconds: float) -> float:
+    return size / MiB / seconds if seconds > 0 else float("nan")
+
+
+# --------------------------------------------------------------------------------------------------
+# The benchmarks
+# --------------------------------------------------------------------------------------------------
+
+
+def bench_fixed_cost(bench: Bench, repeat: int) -> float:
+    """A one-file 1 KiB dataset, POSIX→POSIX: what every `bpsync sync` costs before any data."""
+    dataset = bench.make_dataset("tiny", 1, 1 * KiB)
+    runs, startups, teardowns = [], [], []
+    imports = "import bpsync_dagster.cli.main, bpsync_dagster.cli.runs"
+    bench.clean_destinations()
+    bench.bpsync("P→P", dataset)  # warm-up, not measured: fills the bytecode cache
+    for _ in range(repeat):
+        bench.clean_destinations()
+        startups.append(
+            measure(
+                [sys.executable, "-m", "bpsync_dagster.cli", "--help"], env=bench.python_env(bench.nodes["P→P"])
+            ).seconds
+        )
+        env = bench.python_env(bench.nodes["P→P"])
+        normal = measure([sys.executable, "-c", imports], env=env).seconds
+        skipped = measure([sys.executable, "-c", f"import os; {imports}; os._exit(0)"], env=env).seconds
+        teardowns.append(normal - skipped)
+        runs.append(bench.bpsync("P→P", dataset))
+    bench.results.append({"case": "fixed", "startup_seconds": startups, "teardown_seconds": teardowns, "runs": runs})
+    bench.profile("P→P", dataset, "fixed-cost.txt")
+    fixed = median([run["seconds"] for run in runs])
+    startup = median(startups)
+    bench.row(
+        "4 fixed cost",
+        "P→P 1×1 KiB",
+        "`bpsync --help` (interpreter + imports)",
+        startup,
+        "s",
+        runs=repeat,
+        baseline="itself",
+        ratio=1.0,
+    )
+    bench.row(
+        "4 fixed cost",
+        "P→P 1×1 KiB",
+        "`bpsync sync` whole run",
+        fixed,
+        "s",
+        baseline="`bpsync --help`",
+        ratio=fixed / startup,
+        target="≤ 8 s",
+        met=fixed <= 8,
+        runs=repeat,
+    )
+    teardown = median(teardowns)
+    bench.row(
+        "4 fixed cost",
+        "P→P 1×1 KiB",
+        "  interpreter teardown after the imports (exit − os._exit)",
+        teardown,
+        "s",
+        baseline="whole run",
+        ratio=teardown / fixed,
+        runs=repeat,
+    )
+    for part in runs[0]["breakdown"]:
+        value = median([run["breakdown"][part] for run in runs])
+        bench.row(
+            "4 fixed cost",
+            "P→P 1×1 KiB",
+            f"  of which {part}",
+            value,
+            "s",
+            baseline="whole run",
+            ratio=value / fixed,
+            runs=repeat,
+        )
+    for step in ("fetch_file_records", "reencrypt_headers", "copy_files", "build_file_sync_manifest", "post_manifest"):
+        value = median([run["step_seconds"].get(step, float("nan")) for run in runs])
+        bench.row(
+            "4 fixed cost",
+            "P→P 1×1 KiB",
+            f"    step {step}",
+            value,
+            "s",
+            baseline="whole run",
+            ratio=value / fixed,
+            runs=repeat,
+        )
+    bench.row(
+        "4 fixed cost",
+        "P→P 1×1 KiB",
+        "Dagster events written",
+        median([run["events"] for run in runs]),
+        "events",
+        runs=repeat,
+    )
+    return fixed
+
+
+def bench_throughput(bench: Bench, datasets: list[Dataset], repeat: int, s3_repeat: int, fixed: float) -> None:
+    group = "1 throughput"
+    for dataset in datasets:
+        size = dataset.bytes()
+        label = dataset.label()
+        # POSIX→POSIX
+        cp_runs, rclone_runs, bp_runs = [], [], []
+        for _ in range(repeat):
+            bench.clean_destinations()
+            cp_runs.append(bench.cp(dataset).seconds)
+            bench.clean_destinations()
+            rclone_runs.append(bench.rclone_local(dataset).seconds)
+            bench.clean_destinations()
+            bp_runs.append(bench.bpsync("P→P", dataset))
+        bench.clean_destinations()
+        bench.results.append(
+            {"case": f"P→P {label}", "bytes": size, "cp": cp_runs, "rclone": rclone_runs, "bpsync": bp_runs}
+        )
+        if dataset.name == "multi":
+            bench.profile("P→P", dataset, f"posix-posix-{dataset.name}.txt")
+        cp = mib_per_s(size, median(cp_runs))
+        case = f"P→P {label}"
+        bench.row(group, case, "cp + sync", cp, "MiB/s", "itself", 1.0, runs=repeat)
+        rclone = mib_per_s(size, median(rclone_runs))
+        bench.row(group, case, "rclone copy + sync", rclone, "MiB/s", "cp + sync", rclone / cp, runs=repeat)
+        _bpsync_rows(bench, group, case, bp_runs, cp, "cp + sync", fixed, 0.8, repeat)
+
+        for case_name, baseline_fn in (("P→S3", bench.rclone_to_s3), ("S3→S3", bench.rclone_s3_to_s3)):
+            rclone_runs, bp_runs = [], []
+            for _ in range(s3_repeat):
+                bench.clean_destinations()
+                rclone_runs.append(baseline_fn(dataset).seconds)
+                bench.clean_destinations()
+                bp_runs.append(bench.bpsync(case_name, dataset))
+            bench.clean_destinations()
+            if dataset.name == "multi" and case_name == "P→S3":
+                bench.profile(case_name, dataset, f"{case_name.replace('→', '-').lower()}-{dataset.name}.txt")
+            case = f"{case_name} {label}"
+            bench.results.append({"case": case, "bytes": size, "rclone": rclone_runs, "bpsync": bp_runs})
+            rclone = mib_per_s(size, median(rclone_runs))
+            bench.row(group, case, "rclone copy", rclone, "MiB/s", "itself", 1.0, runs=s3_repeat)
+            _bpsync_rows(bench, group, case, bp_runs, rclone, "rclone copy", fixed, 1.0, s3_repeat)
+
+
+def _bpsync_rows(
+    bench: Bench,
+    group: str,
+    case: str,
+    runs: list[dict],
+    base: float,
+    base_name: str,
+    fixed: float,
+    target_ratio: float,
+    repeat: int,
+) -> None:
+    size = median([run["bytes_copied"] for run in runs])
+    whole = mib_per_s(size, median([run["seconds"] for run in runs]))
+    marginal = mib_per_s(size, median([run["seconds"] for run in runs]) - fixed)
+    step = mib_per_s(size, median([run["step_seconds"]["copy_files"] for run in runs]))
+    target = f"≥ {target_ratio}× {base_name}"
+    bench.row(group, case, "bpsync sync, whole run", whole, "MiB/s", base_name, whole / base, runs=repeat)
+    bench.row(
+        group,
+        case,
+        "bpsync sync, marginal (whole − fixed cost)",
+        marginal,
+        "MiB/s",
+        base_name,
+        marginal / base,
+        target=target,
+        met=marginal / base >= target_ratio,
+        runs=repeat,
+    )
+    bench.row(group, case, "bpsync copy_files step alone", step, "MiB/s", base_name, step / base, runs=repeat)
+    bench.row(
+        group,
+        case,
+        "bpsync peak RSS (process tree)",
+        median([run["peak_rss"] for run in runs]) / MiB,
+        "MiB",
+        runs=repeat,
+    )
+
+
+def bench_memory(bench: Bench, small: Dataset, large: Dataset, repeat: int) -> None:
+    group = "2 peak memory"
+    figures = {}
+    for dataset in (small, large):
+        runs = []
+        for _ in range(repeat):
+            bench.clean_destinations()
+            runs.append(bench.bpsync("P→P", dataset))
+        bench.clean_destinations()
+        bench.results.append({"case": f"memory {dataset.label()}", "bytes": dataset.bytes(), "bpsync": runs})
+        figures[dataset.label()] = (median([run["peak_rss"] for run in runs]) / MiB, runs)
+    (small_label, (small_rss, _)), (large_label, (large_rss, large_runs)) = figures.items()
+    bench.row(group, f"P→P {small_label}", "bpsync sync peak RSS", small_rss, "MiB", "itself", 1.0, runs=repeat)
+    bench.row(
+        group,
+        f"P→P {large_label}",
+        "bpsync sync peak RSS",
+        large_rss,
+        "MiB",
+        f"{small_label} file",
+        large_rss / small_rss,
+        target="≤ 1.1× and < 300 MiB",
+        met=large_rss / small_rss <= 1.1 and large_rss < 300,
+        runs=repeat,
+    )
+    seconds = median([run["seconds"] for run in large_runs])
+    bench.row(
+        group,
+        f"P→P {large_label}",
+        "bpsync sync, whole run (for reference)",
+        mib_per_s(large.bytes(), seconds),
+        "MiB/s",
+        runs=repeat,
+    )
+
+
+def bench_small_files(bench: Bench, dataset: Dataset, repeat: int, s3_repeat: int) -> None:
+    group = "3 small files"
+    count = dataset.files
+    for case, n, baselines in (
+        ("P→P", repeat, (("cp + sync", bench.cp), ("rclone copy + sync", bench.rclone_local))),
+        ("P→S3", s3_repeat, (("rclone copy", bench.rclone_to_s3),)),
+    ):
+        label = f"{case} {dataset.label()}"
+        base_runs: dict[str, list[float]] = {name: [] for name, _ in baselines}
+        bp_runs = []
+        for _ in range(n):
+            for name, function in baselines:
+                bench.clean_destinations()
+                base_runs[name].append(function(dataset).seconds)
+            bench.clean_destinations()
+            bp_runs.append(bench.bpsync(case, dataset))
+        bench.clean_destinations()
+        bench.results.append({"case": f"small {label}", "files": count, "baselines": base_runs, "bpsync": bp_runs})
+        if case == "P→P":
+            bench.profile(case, dataset, f"small-{case.replace('→', '-').lower()}.txt")
+        first = baselines[0][0]
+        base_rate = count / median(base_runs[first])
+        for name, _ in baselines:
+            rate = count / median(base_runs[name])
+            bench.row(group, label, f"{name}, files/s", rate, "files/s", first, rate / base_rate, runs=n)
+        seconds = median([run["seconds"] for run in bp_runs])
+        rate = count / seconds
+        bench.row(group, label, "bpsync sync, files/s", rate, "files/s", first, rate / base_rate, runs=n)
+        target = "< 60 s" if case == "P→P" else ""
+        met = (seconds < 60) if case == "P→P" and count >= 2000 else None
+        bench.row(
+            group,
+            label,
+            "bpsync sync, total time",
+            seconds,
+            "s",
+            first,
+            seconds / median(base_runs[first]),
+            target=target,
+            met=met,
+            runs=n,
+        )
+        step = median([run["step_seconds"]["copy_files"] for run in bp_runs])
+        bench.row(group, label, "  of which copy_files step", step, "s", "whole run", step / seconds, runs=n)
+        events = median([run["events"] for run in bp_runs])
+        bench.row(group, label, "Dagster events written", events, "events", "files", events / count, runs=n)
+
+
+# --------------------------------------------------------------------------------------------------
+# Output
+# --------------------------------------------------------------------------------------------------
+
+
+def _format_value(value: float) -> str:
+    if value != value:  # nan
+        return "n/a"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def print_table(rows: list[dict[str, object]]) -> str:
+    header = ("group", "case", "measure", "median", "unit", "ratio", "baseline", "target", "runs")
+    lines = []
+    for row in rows:
+        ratio = "" if row["ratio"] is None else f"{_format_value(row['ratio'])}×"
+        target = row["target"]
+        if row["met"] is not None:
+            target = f"{target} {'MET' if row['met'] else 'MISSED'}"
+        elif target and row["target"]:
+            target = f"{target} (not measurable)"
+        lines.append(
+            (
+                row["group"],
+                row["case"],
+                row["what"],
+                _format_value(row["value"]),
+                row["unit"],
+                ratio,
+                row["baseline"] or "",
+                target,
+                str(row["runs"]),
+            )
+        )
+    widths = [max(len(str(item[i])) for item in [header, *lines]) for i in range(len(header))]
+    text = [
+        " | ".join(str(cell).ljust(width) for cell, width in zip(header, widths, strict=True)),
+        "-+-".join("-" * width for width in widths),
+    ]
+    previous = None
+    for line in lines:
+        if previous is not None and line[0] != previous:
+            text.append("-+-".join("-" * width for width in widths))
+        previous = line[0]
+        text.append(" | ".join(str(cell).ljust(width) for cell, width in zip(line, widths, strict=True)))
+    return "\n".join(text)
+
+
+def machine() -> dict[str, str]:
+    def run(command: list[str]) -> str:
+        try:
+            return subprocess.run(command, capture_output=True, text=True, timeout=20).stdout.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            return "?"
+
+    import dagster
+
+    memory = next((line for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")), "?")
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "?",
+    )
+    return {
+        "cpus": str(os.cpu_count()),
+        "cpu": model,
+        "memory": memory.split(":", 1)[1].strip(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "dagster": dagster.__version__,
+        "rclone": run(["rclone", "version"]).splitlines()[0] if shutil.which("rclone") else "missing",
+        "cp": run(["cp", "--version"]).splitlines()[0],
+        "postgres": run(["psql", "--version"]),
+        "disk": run(["df", "-h", "--output=source,fstype,size,avail", str(PROJECT_ROOT)]).replace("\n", " / "),
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# Main
+# --------------------------------------------------------------------------------------------------
+
+PROFILES = {
+    "full": {
+        "throughput": [("multi", 8, 256 * MiB), ("single", 1, 2 * GiB)],
+        "memory": [("mem-small", 1, 256 * MiB), ("mem-large", 1, 4 * GiB)],
+        "small": ("small", 2000, 4 * KiB),
+        "repeat": 3,
+        "s3_repeat": 3,
+        "fixed_repeat": 5,
+        "disk_needed": 22 * GiB,
+    },
+    "quick": {
+        "throughput": [("multi", 2, 1 * MiB)],
+        "memory": [("mem-small", 1, 1 * MiB), ("mem-large", 1, 4 * MiB)],
+        "small": ("small", 20, 4 * KiB),
+        "repeat": 1,
+        "s3_repeat": 1,
+        "fixed_repeat": 1,
+        "disk_needed": 100 * MiB,
+    },
+}
+
+PARTS = ("fixed", "throughput", "memory", "small")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes and one repetition (seconds), for CI")
+    parser.add_argument("--repeat", type=int, help="repetitions of each POSIX→POSIX figure (default 3; 1 with --quick)")
+    parser.add_argument("--s3-repeat", type=int, help="repetitions of each S3 figure (default 3; 1 with --quick)")
+    parser.add_argument("--only", nargs="+", choices=PARTS, default=list(PARTS), help="run only these parts")
+    parser.add_argument("--json", type=Path, help="write the table and every raw measurement here")
+    parser.add_argument(
+        "--py-spy",
+        type=Path,
+        metavar="DIR",
+        help="after the measured runs, profile one more run of some cases with py-spy into DIR",
+    )
+    parser.add_argument("--workdir", type=Path, help="parent of the temporary directory (default: $TMPDIR)")
+    parser.add_argument("--serve-s3", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve_s3:
+        serve_s3()
+        return 0
+    profile = PROFILES["quick" if args.quick else "full"]
+    repeat = args.repeat or profile["repeat"]
+    s3_repeat = args.s3_repeat or profile["s3_repeat"]
+    fixed_repeat = max(profile["fixed_repeat"], repeat) if not args.quick else 1
+    if shutil.which("rclone") is None:
+        print("bench: rclone is missing: apt-get install -y rclone", file=sys.stderr)
+        return 2
+
+    parent = args.workdir or Path(tempfile.gettempdir())
+    parent.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(parent).free
+    if free < profile["disk_needed"]:
+        print(
+            f"bench: {parent} has {free / GiB:.1f} GiB free, needs {profile['disk_needed'] / GiB:.1f} GiB",
+            file=sys.stderr,
+        )
+        return 2
+    workdir = Path(tempfile.mkdtemp(prefix="bpsync-bench-", dir=parent))
+    started = time.monotonic()
+    command = " ".join(["python bench/run.py", *(sys.argv[1:] if argv is None else argv)]).strip()
+    print(f"bench: {command}; working in {workdir}", flush=True)
+
+    def progress(message: str) -> None:
+        print(f"bench: [{time.monotonic() - started:6.0f} s] {message}", flush=True)
+
+    def save(bench: "Bench", table: str) -> None:
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(
+                json.dumps(
+                    {
+                        "command": command,
+                        "machine": machine(),
+                        "elapsed_seconds": time.monotonic() - started,
+                        "repeat": repeat,
+                        "s3_repeat": s3_repeat,
+                        "fixed_repeat": fixed_repeat,
+                        "rows": bench.rows,
+                        "raw": bench.results,
+                        "table": table,
+                    },
+                    indent=1,
+                    default=str,
+                )
+            )
+
+    try:
+        with Bench(workdir, args.quick) as bench:
+            if args.py_spy:
+                args.py_spy.mkdir(parents=True, exist_ok=True)
+                bench.profile_dir = args.py_spy.resolve()
+            fixed = float("nan")
+            if "fixed" in args.only or "throughput" in args.only:
+                progress("fixed cost (1 KiB dataset)")
+                fixed = bench_fixed_cost(bench, fixed_repeat)
+                save(bench, print_table(bench.rows))
+            if "memory" in args.only:
+                (small_name, _, small_size), (large_name, _, large_size) = profile["memory"]
+                progress("making the memory datasets")
+                small = bench.make_dataset(small_name, 1, small_size)
+                large = bench.make_dataset(large_name, 1, large_size)
+                progress("peak memory")
+                bench_memory(bench, small, large, repeat)
+                bench.remove_dataset_bodies(small)
+                bench.remove_dataset_bodies(large)
+                save(bench, print_table(bench.rows))
+            if "small" in args.only:
+                name, count, size = profile["small"]
+                progress(f"making {count} small files")
+                dataset = bench.make_dataset(name, count, size)
+                progress("small files")
+                bench_small_files(bench, dataset, repeat, s3_repeat)
+                save(bench, print_table(bench.rows))
+            if "throughput" in args.only:
+                for name, count, size in profile["throughput"]:
+                    progress(f"making {count}×{_size_label(size)} ({name})")
+                    dataset = bench.make_dataset(name, count, size, archives=("posix", "s3"))
+                    progress(f"throughput {dataset.label()}")
+                    bench_throughput(bench, [dataset], repeat, s3_repeat, fixed)
+                    bench.remove_dataset_bodies(dataset)
+                    save(bench, print_table(bench.rows))
+            table = print_table(bench.rows)
+            elapsed = time.monotonic() - started
+            print()
+            print(table)
+            print(f"\nbench: done in {elapsed:.0f} s; medians of the runs shown; MiB = 2^20 bytes", flush=True)
+            save(bench, table)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
