@@ -15,6 +15,7 @@ from bpsync_dagster.jobs.failures import (
     final_failures,
     is_final,
 )
+from bpsync_dagster.jobs.progress import CopyProgress
 from bpsync_dagster.remote_api import build_manifest, manifest_sha256, validate_manifest
 from bpsync_dagster.resources import (
     ArchiveStorageResource,
@@ -122,6 +123,8 @@ def copy_files(
         archive, sync = archive_storage.client(), sync_storage.client()
     outcomes: list[CopyOutcome] = []
     failures: list[tuple[FileRecord, BaseException]] = []
+    progress = CopyProgress(dataset.dataset_id, len(files))
+    log_context = {"dataset_id": dataset.dataset_id, "run_id": context.run_id}
     with ThreadPoolExecutor(max_workers=config.parallel_files, thread_name_prefix="copy") as pool:
         pending = {
             pool.submit(copy_file, item.record, item.header, archive, sync, reuse_existing): item.record
@@ -136,17 +139,14 @@ def copy_files(
                     continue
                 outcome = future.result()
                 outcomes.append(outcome)
-                action = "already in place" if outcome.skipped else f"copied {outcome.bytes_written} bytes"
-                logger.info(
-                    f"dataset {dataset.dataset_id} file {record.accession_id}: {action} at {outcome.destination}",
-                    extra={
-                        "dataset_id": dataset.dataset_id,
-                        "accession_id": record.accession_id,
-                        "run_id": context.run_id,
-                    },
+                logger.debug(
+                    f"dataset {dataset.dataset_id} file {record.accession_id}: in place at {outcome.destination}",
+                    extra={**log_context, "accession_id": record.accession_id},
                 )
+                _log_progress(progress.add(outcome), log_context)
         for future in pending:
             future.cancel()
+    _log_progress(progress.flush(), log_context)
     if failures:
         reasons = "; ".join(f"{record.describe()}: {error}" for record, error in failures)
         message = f"dataset {dataset.dataset_id}: copy failed: {reasons}"
@@ -156,6 +156,11 @@ def copy_files(
     outcomes.sort(key=lambda outcome: outcome.accession_id)
     context.add_output_metadata(_copy_metadata(outcomes))
     return outcomes
+
+
+def _log_progress(line: str | None, log_context: dict[str, str]) -> None:
+    if line is not None:
+        logger.info(line, extra=log_context)
 
 
 def _copy_metadata(outcomes: list[CopyOutcome]) -> dict[str, dg.MetadataValue]:

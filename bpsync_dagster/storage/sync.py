@@ -27,6 +27,7 @@ PARTIAL_SUFFIX = ".bpsync-partial"
 MAX_PARTS = 10_000
 DIRECTORY_MODE = 0o750
 FILE_MODE = 0o640
+WRITE_BACK_BYTES = 64 * 1024 * 1024
 
 
 class StagedObject(Protocol):
@@ -67,19 +68,27 @@ class _Location(Protocol):
 
 
 class PosixStaged:
-    def __init__(self, final_path: Path) -> None:
+    def __init__(self, final_path: Path, stale_partials: list[Path]) -> None:
         self._final_path = final_path
         final_path.parent.mkdir(parents=True, exist_ok=True, mode=DIRECTORY_MODE)
-        for stale in final_path.parent.glob(f".{final_path.name}.*{PARTIAL_SUFFIX}"):
+        for stale in stale_partials:
             stale.unlink(missing_ok=True)
         descriptor, temporary = tempfile.mkstemp(
             dir=final_path.parent, prefix=f".{final_path.name}.", suffix=PARTIAL_SUFFIX
         )
         self._temporary = Path(temporary)
         self._file = os.fdopen(descriptor, "wb")
+        self._written = 0
+        self._flushed = 0
 
     def write(self, data: bytes) -> None:
         self._file.write(data)
+        self._written += len(data)
+        if self._written - self._flushed >= WRITE_BACK_BYTES:
+            # Start writing back what is written so far, so the final fsync has little left to do.
+            self._file.flush()
+            os.posix_fadvise(self._file.fileno(), self._flushed, self._written - self._flushed, os.POSIX_FADV_DONTNEED)
+            self._flushed = self._written
 
     def commit(self) -> None:
         self._file.flush()
@@ -99,8 +108,9 @@ class PosixStaged:
 
 
 class PosixPlacement:
-    def __init__(self, root: Path, key: str) -> None:
-        self.path = root / key
+    def __init__(self, location: "PosixLocation", key: str) -> None:
+        self._location = location
+        self.path = location.root / key
 
     def describe(self) -> str:
         return str(self.path)
@@ -118,7 +128,7 @@ class PosixPlacement:
 
     def stage(self, size: int) -> StagedObject:
         try:
-            return PosixStaged(self.path)
+            return PosixStaged(self.path, self._location.stale_partials(self.path))
         except OSError as error:
             raise StorageError(f"cannot write {self.path}: {error.strerror}") from None
 
@@ -128,9 +138,19 @@ class PosixLocation:
         self.root = entry.path
         self.max_objects = entry.max_objects
         self.max_size = entry.max_size
+        self._partials: dict[Path, dict[str, list[Path]]] = {}
+        self._lock = threading.Lock()
 
     def placement(self, key: str) -> Placement:
-        return PosixPlacement(self.root, key)
+        return PosixPlacement(self, key)
+
+    def stale_partials(self, final_path: Path) -> list[Path]:
+        """Temporary files an interrupted earlier write of `final_path` left; each directory is listed once."""
+        with self._lock:
+            by_name = self._partials.get(final_path.parent)
+            if by_name is None:
+                by_name = self._partials[final_path.parent] = _partials_by_name(final_path.parent)
+            return by_name.pop(final_path.name, [])
 
     def usage(self) -> _Usage:
         usage = _Usage(0, 0)
@@ -142,13 +162,30 @@ class PosixLocation:
         return usage
 
 
+def _partials_by_name(directory: Path) -> dict[str, list[Path]]:
+    """`.<name>.<random><PARTIAL_SUFFIX>` files of a directory, by the `<name>` they were written for."""
+    partials: dict[str, list[Path]] = {}
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return partials
+    for entry in entries:
+        if entry.name.startswith(".") and entry.name.endswith(PARTIAL_SUFFIX):
+            name = entry.name[1 : -len(PARTIAL_SUFFIX)].rpartition(".")[0]
+            partials.setdefault(name, []).append(Path(entry.path))
+    return partials
+
+
 class S3Staged:
-    def __init__(self, client: BaseClient, bucket: str, key: str, part_size: int) -> None:
+    """Writes go into one buffer of a part's size (or the object's, if smaller), sent as a part
+    whenever it is full: the memory of an upload is one part whatever the object's size."""
+
+    def __init__(self, client: BaseClient, bucket: str, key: str, part_size: int, size: int) -> None:
         self._client = client
         self._bucket = bucket
         self._key = key
-        self._part_size = part_size
-        self._buffer = bytearray()
+        self._buffer = bytearray(max(1, min(part_size, size)))
+        self._filled = 0
         self._upload_id: str | None = None
         self._parts: list[dict[str, object]] = []
 
@@ -158,7 +195,7 @@ class S3Staged:
         except (ClientError, BotoCoreError) as error:
             raise s3_error(error, f"{action} s3://{self._bucket}/{self._key}") from None
 
-    def _upload_part(self, data: bytes) -> None:
+    def _upload_part(self, data: bytearray) -> None:
         if self._upload_id is None:
             self._upload_id = self._call("start upload of", "create_multipart_upload")["UploadId"]
         number = len(self._parts) + 1
@@ -166,18 +203,24 @@ class S3Staged:
         self._parts.append({"PartNumber": number, "ETag": response["ETag"]})
 
     def write(self, data: bytes) -> None:
-        self._buffer += data
-        while len(self._buffer) >= self._part_size:
-            self._upload_part(bytes(self._buffer[: self._part_size]))
-            del self._buffer[: self._part_size]
+        view, capacity = memoryview(data), len(self._buffer)
+        while view:
+            # A full buffer is sent only once more data comes: the last part goes with `commit`.
+            if self._filled == capacity:
+                self._upload_part(self._buffer)
+                self._filled = 0
+            taken = min(capacity - self._filled, len(view))
+            self._buffer[self._filled : self._filled + taken] = view[:taken]
+            self._filled += taken
+            view = view[taken:]
 
     def commit(self) -> None:
+        rest = self._buffer if self._filled == len(self._buffer) else self._buffer[: self._filled]
         if self._upload_id is None:
-            self._call("put", "put_object", Body=bytes(self._buffer))
+            self._call("put", "put_object", Body=rest)
             return
-        if self._buffer:
-            self._upload_part(bytes(self._buffer))
-            self._buffer.clear()
+        if rest:
+            self._upload_part(rest)
         self._call(
             "complete upload of",
             "complete_multipart_upload",
@@ -186,7 +229,7 @@ class S3Staged:
         )
 
     def abort(self) -> None:
-        self._buffer.clear()
+        self._filled = 0
         if self._upload_id is not None:
             try:
                 self._client.abort_multipart_upload(Bucket=self._bucket, Key=self._key, UploadId=self._upload_id)
@@ -227,7 +270,7 @@ class S3Placement:
     def stage(self, size: int) -> StagedObject:
         self._location.ensure_bucket()
         part_size = max(self._location.entry.chunk_size, math.ceil(size / (MAX_PARTS - 1)))
-        return S3Staged(self._location.client, self._location.bucket, self.key, part_size)
+        return S3Staged(self._location.client, self._location.bucket, self.key, part_size, size)
 
 
 class S3Location:
@@ -305,6 +348,8 @@ class SyncStorage:
 
     def place(self, key: str, size: int) -> Placement:
         """Where to write `key`: where it already is, else the first location that is not full."""
+        if len(self._locations) == 1 and not (self._locations[0].max_objects or self._locations[0].max_size):
+            return self._locations[0].placement(key)
         existing = self.find(key)
         if existing is not None:
             return existing

@@ -2,11 +2,13 @@
 
 import hashlib
 import time
+from contextlib import closing
 from dataclasses import dataclass
 
 from bpsync_dagster.sda_database import FileRecord
 from bpsync_dagster.storage.archive import ArchiveStorage
 from bpsync_dagster.storage.errors import StorageError
+from bpsync_dagster.storage.read_ahead import read_ahead
 from bpsync_dagster.storage.sync import Placement, SyncStorage
 
 READ_SIZE = 8 * 1024 * 1024
@@ -57,8 +59,8 @@ def copy_file(
     try:
         staged.write(header)
         copied, digest = 0, hashlib.sha256()
-        with body.open() as stream:
-            while chunk := stream.read(READ_SIZE):
+        with body.open() as stream, closing(read_ahead(stream, READ_SIZE)) as chunks:
+            for chunk in chunks:
                 digest.update(chunk)
                 staged.write(chunk)
                 copied += len(chunk)

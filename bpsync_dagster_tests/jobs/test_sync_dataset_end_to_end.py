@@ -73,8 +73,10 @@ def test_json_logs_carry_the_dataset_and_accession_ids(make_node) -> None:
     assert result.returncode == 0, result.stderr
     entries = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
     copied = [entry for entry in entries if entry.get("accession_id") == item.accession_id]
-    assert copied and copied[0]["dataset_id"] == dataset_id and copied[0]["level"] == "info"
-    assert "copied" in copied[0]["message"]
+    assert copied and copied[0]["dataset_id"] == dataset_id and copied[0]["level"] == "debug"
+    assert "in place at" in copied[0]["message"]
+    progress = [entry for entry in entries if "files in place" in entry["message"]]
+    assert [entry["level"] for entry in progress] == ["info"] and item.accession_id in progress[0]["message"]
     for secret in SECRETS:
         assert secret not in result.stderr
     events = node.instance().all_logs(copied[0]["run_id"])

@@ -1,0 +1,83 @@
+"""The sync storage's write side: atomic objects, stale temporary files, S3 parts of bounded size."""
+
+from pathlib import Path
+
+from bpsync_dagster.configuration import PosixStorage, S3Storage, StorageSettings
+from bpsync_dagster.storage.sync import PARTIAL_SUFFIX, SyncStorage
+from bpsync_dagster_tests.support.s3_server import ACCESS_KEY, SECRET_KEY, S3Server
+
+MiB = 1024 * 1024
+
+
+def posix_storage(root: Path) -> SyncStorage:
+    return SyncStorage(StorageSettings("sync", posix=(PosixStorage(root),)))
+
+
+def write(storage: SyncStorage, key: str, data: bytes, pieces: int = 1) -> str:
+    placement = storage.place(key, len(data))
+    staged = placement.stage(len(data))
+    step = max(1, len(data) // pieces)
+    for start in range(0, len(data), step):
+        staged.write(data[start : start + step])
+    staged.commit()
+    return placement.describe()
+
+
+def test_a_posix_write_removes_the_stale_temporary_files_of_that_name_only(tmp_path: Path) -> None:
+    directory = tmp_path / "user"
+    directory.mkdir()
+    mine = [directory / f".a.c4gh.{random}{PARTIAL_SUFFIX}" for random in ("k2j3h4g5", "zz_9x8w7")]
+    other = directory / f".b.c4gh.q1w2e3r4{PARTIAL_SUFFIX}"
+    for stale in (*mine, other):
+        stale.write_bytes(b"left by a killed run")
+
+    storage = posix_storage(tmp_path)
+    write(storage, "user/a.c4gh", b"new object")
+    write(storage, "user/c.c4gh", b"another")
+
+    assert (directory / "a.c4gh").read_bytes() == b"new object"
+    assert not any(path.exists() for path in mine)
+    assert other.exists()
+    assert (directory / "a.c4gh").stat().st_mode & 0o777 == 0o640
+
+
+def test_a_posix_write_larger_than_the_write_back_step_lands_whole(tmp_path: Path) -> None:
+    data = bytes(range(256)) * (300 * 1024)  # 75 MiB, in 8 writes
+
+    destination = write(posix_storage(tmp_path), "big.c4gh", data, pieces=8)
+
+    assert Path(destination).read_bytes() == data
+    assert [path.name for path in tmp_path.iterdir()] == ["big.c4gh"]
+
+
+def s3_storage(server: S3Server, prefix: str, chunk_size: int) -> SyncStorage:
+    entry = S3Storage(
+        endpoint=server.endpoint_url,
+        access_key=ACCESS_KEY,
+        secret_key=SECRET_KEY,
+        disable_https=True,
+        chunk_size=chunk_size,
+        bucket_prefix=prefix,
+    )
+    return SyncStorage(StorageSettings("sync", s3=(entry,)))
+
+
+def test_s3_objects_smaller_than_a_part_are_one_put_and_larger_ones_parts_of_the_chunk_size(
+    s3_server: S3Server,
+) -> None:
+    storage = s3_storage(s3_server, "parts", chunk_size=5 * MiB)
+    exact = bytes(range(256)) * (5 * MiB // 256)
+    larger = exact * 2 + b"tail"
+
+    write(storage, "exact.c4gh", exact, pieces=3)
+    write(storage, "larger.c4gh", larger, pieces=7)
+    write(storage, "empty.c4gh", b"")
+
+    client = s3_server.client()
+    objects = {key: client.get_object(Bucket="parts1", Key=key) for key in ("exact.c4gh", "larger.c4gh", "empty.c4gh")}
+    assert objects["exact.c4gh"]["Body"].read() == exact
+    assert objects["larger.c4gh"]["Body"].read() == larger
+    assert objects["empty.c4gh"]["Body"].read() == b""
+    assert "-" not in objects["exact.c4gh"]["ETag"]  # one PUT, not a multipart upload
+    assert objects["larger.c4gh"]["ETag"].strip('"').endswith("-3")  # 5 MiB + 5 MiB + 4 bytes
+    assert client.list_multipart_uploads(Bucket="parts1").get("Uploads", []) == []
