@@ -1,5 +1,3 @@
-import sys
+from bpsync_dagster.cli.main import entry_point
 
-from bpsync_dagster.cli.main import main
-
-sys.exit(main())
+entry_point()
