@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     arguments = _parser().parse_args(argv)
     try:
         return _run(arguments)
-    except (ConfigError, KeyLoadError, runs.RunNotFound) as error:
+    except (ConfigError, KeyLoadError, runs.RunNotFound, runs.RunStillRunning) as error:
         print(f"bpsync: {error}", file=sys.stderr)
         return 2
     except DagsterHomeNotSetError:

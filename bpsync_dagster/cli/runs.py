@@ -6,7 +6,7 @@ them like any run and can re-execute them.
 
 import sys
 
-from dagster import DagsterEvent, DagsterEventType, DagsterInstance
+from dagster import DagsterEvent, DagsterEventType, DagsterInstance, DagsterRunStatus
 from dagster._core.definitions.reconstruct import (
     ReconstructableJob,
     ReconstructableRepository,
@@ -30,6 +30,7 @@ from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from bpsync_dagster.definitions import LOCATION_NAME
 from bpsync_dagster.jobs import DATASET_TAG, sync_dataset
 from bpsync_dagster.jobs.failures import failure_reason, innermost_message
+from bpsync_dagster.run_workers import announce_worker, dead_worker, fail_dead_run
 
 DEFINITIONS_MODULE = "bpsync_dagster.definitions"
 REPOSITORY_NAME = "__repository__"
@@ -37,6 +38,10 @@ REPOSITORY_NAME = "__repository__"
 
 class RunNotFound(Exception):
     """The run to re-execute is not in the instance."""
+
+
+class RunStillRunning(Exception):
+    """The run to re-execute has not ended and its worker is alive (or on another host)."""
 
 
 def reconstructable_job() -> ReconstructableJob:
@@ -78,6 +83,18 @@ def create_reexecution_from_failure(instance: DagsterInstance, parent_run_id: st
     parent = instance.get_run_by_id(parent_run_id)
     if parent is None:
         raise RunNotFound(f"run {parent_run_id} is not in the Dagster instance at DAGSTER_HOME")
+    if parent.status in (DagsterRunStatus.STARTING, DagsterRunStatus.STARTED):
+        worker = dead_worker(instance, parent)
+        if worker is None:
+            raise RunStillRunning(
+                f"run {parent_run_id} is {parent.status.value} and its process is alive or not on this host: "
+                "wait for it to end, or terminate it in the Dagster UI"
+            )
+        fail_dead_run(instance, parent, worker)
+        print(
+            f"bpsync: run {parent_run_id} was marked failed: its process ({worker.describe()}) is gone", file=sys.stderr
+        )
+        parent = instance.get_run_by_id(parent_run_id)
     job = reconstructable_job()
     step_keys, known_state = KnownExecutionState.build_resume_retry_reexecution(instance=instance, parent_run=parent)
     plan: ExecutionPlan = create_execution_plan(
@@ -105,6 +122,7 @@ def execute_with_progress(instance: DagsterInstance, run: DagsterRun) -> int:
     """Execute the run, print each step and a summary; exit status 0 on success."""
     dataset_id = run.tags.get(DATASET_TAG, "?")
     print(f"bpsync: dataset {dataset_id}: run {run.run_id}", flush=True)
+    announce_worker(instance, run)
     outputs: dict[str, dict[str, object]] = {}
     failure: DagsterEvent | None = None
     for event in execute_run_iterator(reconstructable_job(), run, instance):

@@ -1,9 +1,16 @@
-"""Sensors: dataset-mapping messages in, failed syncs out to the error stream."""
+"""Sensors: dataset-mapping messages in, failed syncs out to the error stream, dead runs failed."""
 
+from bpsync_dagster.sensors.dead_runs import DEAD_RUN_SENSOR_NAME, dead_run_reaper
 from bpsync_dagster.sensors.mapping_sensor import (
     MAPPING_SENSOR_NAME,
     build_mapping_sensor,
     failed_sync_reporter,
 )
 
-__all__ = ["MAPPING_SENSOR_NAME", "build_mapping_sensor", "failed_sync_reporter"]
+__all__ = [
+    "DEAD_RUN_SENSOR_NAME",
+    "MAPPING_SENSOR_NAME",
+    "build_mapping_sensor",
+    "dead_run_reaper",
+    "failed_sync_reporter",
+]

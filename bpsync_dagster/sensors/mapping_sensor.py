@@ -6,7 +6,7 @@ import json
 import time
 
 import dagster as dg
-from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
+from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG, WILL_RETRY_TAG
 
 from bpsync_dagster.broker.messages import info_error_body
 from bpsync_dagster.configuration import service_settings
@@ -71,6 +71,9 @@ def _original_message(run: dg.DagsterRun) -> bytes:
 def failed_sync_reporter(context: dg.RunFailureSensorContext, broker: BrokerResource) -> None:
     run = context.dagster_run
     dataset_id = run.tags.get(DATASET_TAG, "unknown dataset")
+    if run.tags.get(WILL_RETRY_TAG) == "true":
+        context.log.info(f"run {run.run_id} of {dataset_id} failed and will be retried: no info-error yet")
+        return
     step_failures = context.get_step_failure_events()
     cause = failure_reason(step_failures[0]) if step_failures else context.failure_event.message
     reason = f"dataset {dataset_id}: run {run.run_id} failed: {cause or 'see the run in Dagster'}"

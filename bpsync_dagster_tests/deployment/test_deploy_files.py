@@ -469,7 +469,15 @@ def test_dagster_yaml_is_mounted_as_the_image_instance(services: dict) -> None:
 def test_dagster_yaml_keeps_the_project_settings_and_launches_runs_in_the_code_server() -> None:
     deploy = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())
     project = yaml.safe_load((PROJECT_ROOT / "dagster.yaml").read_text())
-    for section in ("storage", "run_coordinator", "run_monitoring", "sensors", "python_logs", "telemetry"):
+    for section in (
+        "storage",
+        "run_coordinator",
+        "run_monitoring",
+        "run_retries",
+        "sensors",
+        "python_logs",
+        "telemetry",
+    ):
         assert deploy[section] == project[section], section
     assert deploy["storage"]["postgres"]["postgres_db"]["scheme"] == "postgresql+psycopg2"
     assert deploy["run_launcher"] == {"module": "dagster.core.launcher", "class": "DefaultRunLauncher"}
@@ -488,6 +496,7 @@ def test_dagster_yaml_opens_an_instance(dagster_instance_env: tuple[Path, dict[s
             assert isinstance(instance.run_launcher, DefaultRunLauncher)
             assert isinstance(instance.run_coordinator, QueuedRunCoordinator)
             assert instance.run_monitoring_enabled
+            assert instance.run_retries_enabled and not instance.run_retries_retry_on_asset_or_op_failure
             assert instance.get_runs_count() >= 0
         finally:
             instance.dispose()
