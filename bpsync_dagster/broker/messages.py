@@ -4,10 +4,12 @@ import hashlib
 import json
 from dataclasses import dataclass
 
+from jsonschema.exceptions import ValidationError
 from jsonschema.protocols import Validator
 
 INFO_ERROR_TITLE = "Message validation failed in sync service"
 MAX_REASON_LENGTH = 1000
+MAX_VALUE_LENGTH = 200
 
 
 @dataclass(frozen=True)
@@ -45,19 +47,41 @@ def decide(body: bytes, validator: Validator, center_prefix: str) -> Decision:
         return InvalidMessage(f"the message is not JSON: {error}"[:MAX_REASON_LENGTH])
     try:
         problems = sorted(validator.iter_errors(message), key=lambda problem: list(problem.absolute_path))
+        reason = "; ".join(_describe(problem) for problem in problems)
     except RecursionError:
         return InvalidMessage("the message is nested too deeply")
     if problems:
-        described = ["/".join(str(part) for part in problem.absolute_path) or "the message" for problem in problems]
-        reason = "; ".join(f"{where}: {problem.message}" for where, problem in zip(described, problems, strict=True))
         return InvalidMessage(reason[:MAX_REASON_LENGTH])
     dataset_id = message["dataset_id"]
+    # JSON escapes can spell lone surrogates, which no database (nor Dagster's run tags) can store.
+    not_utf8 = [text for text in (dataset_id, *message["accession_ids"]) if not _is_utf8(text)]
+    if not_utf8:
+        shown = ", ".join(ascii(text)[:MAX_VALUE_LENGTH] for text in not_utf8)
+        return InvalidMessage(f"{shown}: not valid UTF-8 (a lone surrogate escape such as \\ud800)"[:MAX_REASON_LENGTH])
     if not dataset_id.startswith(center_prefix):
         return ForeignDataset(dataset_id)
     accession_ids = tuple(message["accession_ids"])
     if not accession_ids:
         return InvalidMessage(f"dataset {dataset_id}: accession_ids is empty; the remote would reject an empty dataset")
     return SyncDataset(dataset_id, accession_ids)
+
+
+def _describe(problem: ValidationError) -> str:
+    """`<path>: <message>`, with a long offending value cut so that the cause stays in the reason."""
+    where = "/".join(str(part) for part in problem.absolute_path) or "the message"
+    message = problem.message
+    shown = repr(problem.instance)
+    if len(shown) > MAX_VALUE_LENGTH and shown in message:
+        message = message.replace(shown, f"{shown[:MAX_VALUE_LENGTH]}... ({len(shown)} characters)", 1)
+    return f"{where}: {message}"
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def info_error_body(reason: str, original: bytes, error: str = INFO_ERROR_TITLE) -> bytes:

@@ -20,6 +20,7 @@ class CopyOutcome:
 
     accession_id: str
     destination: str
+    object_size: int
     bytes_written: int
     seconds: float
     skipped: bool
@@ -53,7 +54,9 @@ def copy_file(
     if reuse_existing:
         existing = sync.find(key)
         if existing is not None and _holds(existing, header, total_size, record.archived_sha256):
-            return CopyOutcome(record.accession_id, existing.describe(), 0, time.monotonic() - started, skipped=True)
+            return CopyOutcome(
+                record.accession_id, existing.describe(), total_size, 0, time.monotonic() - started, skipped=True
+            )
     placement = sync.place(key, total_size)
     staged = placement.stage(total_size)
     try:
@@ -74,7 +77,9 @@ def copy_file(
     except BaseException:
         staged.abort()
         raise
-    return CopyOutcome(record.accession_id, placement.describe(), total_size, time.monotonic() - started, skipped=False)
+    return CopyOutcome(
+        record.accession_id, placement.describe(), total_size, total_size, time.monotonic() - started, skipped=False
+    )
 
 
 def _holds(placement: Placement, header: bytes, total_size: int, archived_sha256: str | None) -> bool:
