@@ -201,6 +201,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         port=source.integer("sync.remote.port", "sync.remote.post", minimum=1, maximum=65535),
         user=source.text("sync.remote.user", required=True),
         password=source.text("sync.remote.password", required=True),
+        ca_cert=source.path("sync.remote.caCert"),
     )
     crypt4gh = Crypt4ghSettings(
         private_key_path=_required(source.path("c4gh.filePath", required=True)),

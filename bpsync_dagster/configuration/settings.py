@@ -15,6 +15,7 @@ class RemoteApiSettings:
     port: int | None
     user: str
     password: str = field(repr=False)
+    ca_cert: Path | None = None
 
 
 @dataclass(frozen=True)

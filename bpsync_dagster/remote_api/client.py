@@ -1,5 +1,6 @@
 """POST the file-sync manifest to the receiving node's sync API."""
 
+import ssl
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
@@ -7,6 +8,7 @@ import requests
 
 from bpsync_dagster.configuration import RemoteApiSettings
 from bpsync_dagster.remote_api.manifest import manifest_body
+from bpsync_dagster.trust import ca_bundle_with
 
 
 class RemoteApiError(Exception):
@@ -43,6 +45,8 @@ class RemoteSyncApi:
         self._user = settings.user
         self._session = requests.Session()
         self._session.auth = (settings.user, settings.password)
+        # Given per request: requests prefers REQUESTS_CA_BUNDLE to a session's `verify`.
+        self._verify: str | bool = ca_bundle_with(settings.ca_cert) if settings.ca_cert is not None else True
         self._timeout = (connect_timeout_seconds, read_timeout_seconds)
 
     def post_manifest(self, manifest: dict[str, object]) -> PostResult:
@@ -53,7 +57,12 @@ class RemoteSyncApi:
                 data=manifest_body(manifest),
                 headers={"Content-Type": "application/json"},
                 timeout=self._timeout,
+                verify=self._verify,
             )
+        except requests.exceptions.SSLError as error:
+            raise RemoteApiError(
+                f"dataset {dataset}: TLS with the remote API {self.url} failed: {_tls_failure(error)}"
+            ) from None
         except requests.Timeout:
             raise TransientRemoteApiError(f"dataset {dataset}: the remote API {self.url} timed out") from None
         except requests.ConnectionError as error:
@@ -74,7 +83,21 @@ class RemoteSyncApi:
     def reachability(self) -> str:
         """`ok` when the remote answers HTTP at all, for `bpsync check` (no manifest is sent)."""
         try:
-            self._session.get(self.url, timeout=self._timeout)
+            self._session.get(self.url, timeout=self._timeout, verify=self._verify)
         except requests.RequestException as error:
             return f"unreachable ({type(error).__name__})"
         return "ok"
+
+
+def _tls_failure(error: requests.exceptions.SSLError) -> str:
+    """Why the handshake failed, from the ssl error inside requests' and urllib3's wrappers."""
+    pending: list[object] = [error]
+    while pending:
+        candidate = pending.pop()
+        if isinstance(candidate, ssl.SSLCertVerificationError):
+            return f"certificate verify failed: {candidate.verify_message}"
+        if isinstance(candidate, ssl.SSLError):
+            return str(candidate)
+        if isinstance(candidate, BaseException):
+            pending.extend([getattr(candidate, "reason", None), *candidate.args])
+    return str(error)

@@ -1,11 +1,5 @@
 """boto3 clients for the S3 entries of the storage configuration."""
 
-import functools
-import hashlib
-import ssl
-import tempfile
-from pathlib import Path
-
 import boto3
 from botocore.client import BaseClient
 from botocore.config import Config
@@ -13,22 +7,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from bpsync_dagster.configuration import S3Storage
 from bpsync_dagster.storage.s3_errors import s3_error
+from bpsync_dagster.trust import ca_bundle_with
 
 CONNECT_TIMEOUT_SECONDS = 10
 READ_TIMEOUT_SECONDS = 60
 MAX_ATTEMPTS = 5
-
-
-@functools.cache
-def ca_bundle_with(ca_cert: Path) -> str:
-    """A bundle of the system's root certificates plus `ca_cert`, since boto3 takes one file."""
-    system_bundle = Path(ssl.get_default_verify_paths().cafile or "/etc/ssl/certs/ca-certificates.crt")
-    content = (system_bundle.read_bytes() if system_bundle.exists() else b"") + b"\n" + ca_cert.read_bytes()
-    name = hashlib.sha256(content).hexdigest()[:16]
-    bundle = Path(tempfile.gettempdir()) / f"bpsync-ca-{name}.pem"
-    if not bundle.exists():
-        bundle.write_bytes(content)
-    return str(bundle)
 
 
 def make_s3_client(entry: S3Storage, max_pool_connections: int = 16) -> BaseClient:

@@ -70,7 +70,7 @@ class _Location(Protocol):
 class PosixStaged:
     def __init__(self, final_path: Path, stale_partials: list[Path]) -> None:
         self._final_path = final_path
-        final_path.parent.mkdir(parents=True, exist_ok=True, mode=DIRECTORY_MODE)
+        _make_directories(final_path.parent)
         for stale in stale_partials:
             stale.unlink(missing_ok=True)
         descriptor, temporary = tempfile.mkstemp(
@@ -105,6 +105,20 @@ class PosixStaged:
     def abort(self) -> None:
         self._file.close()
         self._temporary.unlink(missing_ok=True)
+
+
+def _make_directories(directory: Path) -> None:
+    """Create `directory` and its missing parents, each DIRECTORY_MODE whatever the umask."""
+    missing: list[Path] = []
+    while not directory.exists():
+        missing.append(directory)
+        directory = directory.parent
+    for path in reversed(missing):
+        try:
+            path.mkdir(mode=DIRECTORY_MODE)
+        except FileExistsError:
+            continue
+        os.chmod(path, DIRECTORY_MODE)
 
 
 class PosixPlacement:
