@@ -7,18 +7,22 @@ key shows as a load error naming it.
 import dagster as dg
 
 from bpsync_dagster.configuration import service_settings
+from bpsync_dagster.inventory import synced_dataset
 from bpsync_dagster.jobs import sync_dataset
+from bpsync_dagster.jobs.audit_sync import audit_sync, build_audit_schedule
 from bpsync_dagster.resources import RESOURCES
 from bpsync_dagster.sensors import build_mapping_sensor, dead_run_reaper, failed_sync_reporter
-
-LOCATION_NAME = "bpsync"
 
 
 @dg.definitions
 def defs() -> dg.Definitions:
     settings = service_settings()
     return dg.Definitions(
-        jobs=[sync_dataset],
+        assets=[synced_dataset],
+        jobs=[sync_dataset, audit_sync],
+        schedules=[
+            build_audit_schedule(settings.audit.cron, settings.audit.verify_checksums, settings.audit.resync_drifted)
+        ],
         sensors=[build_mapping_sensor(settings.sensor.interval_seconds), failed_sync_reporter, dead_run_reaper],
         resources=RESOURCES,
     )

@@ -1,4 +1,4 @@
-"""The `bpsync` command: `sync`, `reexecute` and `check`."""
+"""The `bpsync` command: `sync`, `reexecute`, `check` and `backfill`."""
 
 import argparse
 import logging
@@ -9,10 +9,14 @@ from typing import NoReturn
 from dagster import DagsterInstance
 from dagster._core.errors import DagsterHomeNotSetError
 
+from bpsync_dagster import sync_runs
 from bpsync_dagster.c4gh import KeyLoadError, load_node_keys
 from bpsync_dagster.cli import runs
+from bpsync_dagster.cli.backfill_command import backfill, parse_since
 from bpsync_dagster.cli.check_command import check
 from bpsync_dagster.configuration import ConfigError, service_settings
+from bpsync_dagster.sda_database import DatabaseError
+from bpsync_dagster.sync_runs import NoRunQueue
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -25,19 +29,28 @@ def _parser() -> argparse.ArgumentParser:
     reexecute = commands.add_parser("reexecute", help="re-execute a failed run from its failed step")
     reexecute.add_argument("run_id")
     commands.add_parser("check", help="check the configuration, keys and every connection")
+    backfill = commands.add_parser(
+        "backfill", help="submit a sync run for every local dataset never synced (or not since --since)"
+    )
+    backfill.add_argument(
+        "--since", type=parse_since, help="a date or ISO timestamp: also datasets last synced before it"
+    )
+    backfill.add_argument("--dry-run", action="store_true", help="only list the datasets")
     return parser
 
 
 def _run(arguments: argparse.Namespace) -> int:
     if arguments.command == "check":
         return check()
+    if arguments.command == "backfill":
+        return backfill(DagsterInstance.get(), arguments.since, arguments.dry_run)
     load_node_keys(service_settings().crypt4gh)
     instance = DagsterInstance.get()
     # Keep one Postgres connection for the run's events instead of opening one per event.
     instance.optimize_for_webserver(statement_timeout=60_000, pool_recycle=3600, max_overflow=4)
     if arguments.command == "sync":
-        config = runs.sync_run_config(arguments.dataset_id, arguments.accession_ids, arguments.parallel_files)
-        run = runs.create_sync_run(instance, arguments.dataset_id, config)
+        config = sync_runs.sync_run_config(arguments.dataset_id, arguments.accession_ids, arguments.parallel_files)
+        run = sync_runs.create_sync_run(instance, arguments.dataset_id, config)
     else:
         run = runs.create_reexecution_from_failure(instance, arguments.run_id)
     return runs.execute_with_progress(instance, run)
@@ -47,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     arguments = _parser().parse_args(argv)
     try:
         return _run(arguments)
-    except (ConfigError, KeyLoadError, runs.RunNotFound, runs.RunStillRunning) as error:
+    except (ConfigError, KeyLoadError, runs.RunNotFound, runs.RunStillRunning, NoRunQueue, DatabaseError) as error:
         print(f"bpsync: {error}", file=sys.stderr)
         return 2
     except DagsterHomeNotSetError:

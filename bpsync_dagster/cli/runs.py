@@ -7,33 +7,20 @@ them like any run and can re-execute them.
 import sys
 
 from dagster import DagsterEvent, DagsterEventType, DagsterInstance, DagsterRunStatus
-from dagster._core.definitions.reconstruct import (
-    ReconstructableJob,
-    ReconstructableRepository,
-)
 from dagster._core.execution.api import create_execution_plan, execute_run_iterator
 from dagster._core.execution.plan.plan import ExecutionPlan
 from dagster._core.execution.plan.state import KnownExecutionState
-from dagster._core.remote_origin import (
-    ManagedGrpcPythonEnvCodeLocationOrigin,
-    RemoteJobOrigin,
-    RemoteRepositoryOrigin,
-)
 from dagster._core.storage.dagster_run import DagsterRun
 from dagster._core.storage.tags import (
     PARENT_RUN_ID_TAG,
     RESUME_RETRY_TAG,
     ROOT_RUN_ID_TAG,
 )
-from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
-from bpsync_dagster.definitions import LOCATION_NAME
-from bpsync_dagster.jobs import DATASET_TAG, sync_dataset
+from bpsync_dagster.jobs import DATASET_TAG
 from bpsync_dagster.jobs.failures import failure_reason, innermost_message
 from bpsync_dagster.run_workers import announce_worker, dead_worker, fail_dead_run
-
-DEFINITIONS_MODULE = "bpsync_dagster.definitions"
-REPOSITORY_NAME = "__repository__"
+from bpsync_dagster.sync_runs import reconstructable_job, remote_origin
 
 
 class RunNotFound(Exception):
@@ -42,40 +29,6 @@ class RunNotFound(Exception):
 
 class RunStillRunning(Exception):
     """The run to re-execute has not ended and its worker is alive (or on another host)."""
-
-
-def reconstructable_job() -> ReconstructableJob:
-    repository = ReconstructableRepository.for_module(DEFINITIONS_MODULE, "defs", working_directory=None)
-    return repository.get_reconstructable_job(sync_dataset.name)
-
-
-def remote_origin() -> RemoteJobOrigin:
-    location = ManagedGrpcPythonEnvCodeLocationOrigin(
-        LoadableTargetOrigin(executable_path=sys.executable, module_name=DEFINITIONS_MODULE),
-        location_name=LOCATION_NAME,
-    )
-    return RemoteJobOrigin(RemoteRepositoryOrigin(location, REPOSITORY_NAME), sync_dataset.name)
-
-
-def sync_run_config(dataset_id: str, accession_ids: list[str], parallel_files: int) -> dict[str, object]:
-    return {
-        "ops": {
-            "fetch_file_records": {"config": {"dataset_id": dataset_id, "accession_ids": accession_ids}},
-            "copy_files": {"config": {"parallel_files": parallel_files}},
-        },
-        "loggers": {"console": {"config": {"log_level": "INFO"}}},
-    }
-
-
-def create_sync_run(instance: DagsterInstance, dataset_id: str, run_config: dict[str, object]) -> DagsterRun:
-    job = reconstructable_job()
-    return instance.create_run_for_job(
-        job_def=job.get_definition(),
-        run_config=run_config,
-        tags={DATASET_TAG: dataset_id},
-        remote_job_origin=remote_origin(),
-        job_code_origin=job.get_python_origin(),
-    )
 
 
 def create_reexecution_from_failure(instance: DagsterInstance, parent_run_id: str) -> DagsterRun:

@@ -7,6 +7,7 @@ from bpsync_dagster.configuration.errors import ConfigError
 from bpsync_dagster.configuration.loader import env_name, load_settings
 from bpsync_dagster.configuration.logs import configure_logging
 from bpsync_dagster.configuration.settings import (
+    AuditSettings,
     BrokerSettings,
     Crypt4ghSettings,
     DatabaseSettings,
@@ -19,6 +20,7 @@ from bpsync_dagster.configuration.settings import (
 )
 
 __all__ = [
+    "AuditSettings",
     "BrokerSettings",
     "ConfigError",
     "Crypt4ghSettings",

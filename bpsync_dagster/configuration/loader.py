@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import TypeVar
 
 import yaml
+from dagster._utils.schedules import is_valid_cron_string
 
 from bpsync_dagster.configuration.errors import ConfigError
 from bpsync_dagster.configuration.settings import (
+    AuditSettings,
     BrokerSettings,
     Crypt4ghSettings,
     DatabaseSettings,
@@ -230,6 +232,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             path=source.path("schema.path"),
         ),
         sensor=_sensor(source),
+        audit=_audit(source),
         log=LogSettings(
             level=source.choice("log.level", choices=LOG_LEVELS, default="info"),
             format=source.choice("log.format", choices=("text", "json"), default="text"),
@@ -282,6 +285,17 @@ def _sensor(source: _Source) -> SensorSettings:
         batch_size=_required(source.integer("sync.sensor.batchSize", default=50, minimum=1, maximum=5000)),
         queue_type=source.choice("sync.sensor.queueType", choices=("auto", "stream", "classic"), default="auto"),
         stream_start=stream_start,
+    )
+
+
+def _audit(source: _Source) -> AuditSettings:
+    cron = source.text("sync.audit.cron", default=AuditSettings.cron).strip()
+    if not is_valid_cron_string(cron):
+        raise ConfigError(f"{source.describe(('sync.audit.cron',))} must be a cron expression, not {cron!r}")
+    return AuditSettings(
+        cron=cron,
+        verify_checksums=source.boolean("sync.audit.verifyChecksums"),
+        resync_drifted=source.boolean("sync.audit.resyncDrifted"),
     )
 
 

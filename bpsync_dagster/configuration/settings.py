@@ -129,6 +129,15 @@ class SensorSettings:
 
 
 @dataclass(frozen=True)
+class AuditSettings:
+    """When the scheduled `audit_sync` runs and how thorough it is."""
+
+    cron: str = "0 3 * * *"
+    verify_checksums: bool = False
+    resync_drifted: bool = False
+
+
+@dataclass(frozen=True)
 class LogSettings:
     level: str = "info"
     format: str = "text"
@@ -147,5 +156,6 @@ class Settings:
     sync: StorageSettings
     schema: SchemaSettings = SchemaSettings()
     sensor: SensorSettings = SensorSettings()
+    audit: AuditSettings = AuditSettings()
     log: LogSettings = LogSettings()
     warnings: tuple[str, ...] = ()

@@ -1,6 +1,7 @@
 """The `sync_dataset` job: copy one dataset's files to sync storage and tell the remote what it holds."""
 
 import logging
+import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
@@ -8,6 +9,7 @@ import dagster as dg
 from pydantic import Field
 
 from bpsync_dagster.c4gh import reencrypt_header
+from bpsync_dagster.inventory import DATASET_PARTITIONS, MATCHES_SDA_CHECK, SYNCED_DATASET
 from bpsync_dagster.jobs.failures import (
     COPY_RETRY,
     DATABASE_RETRY,
@@ -224,22 +226,67 @@ def build_file_sync_manifest(
 
 
 @dg.op(retry_policy=REMOTE_API_RETRY)
-def post_manifest(context: dg.OpExecutionContext, manifest: dict, remote_api: RemoteSyncApiResource) -> None:
-    """POST the manifest to the remote sync API; only HTTP 200 counts as delivered."""
+def post_manifest(
+    context: dg.OpExecutionContext, manifest: dict, outcomes: list[CopyOutcome], remote_api: RemoteSyncApiResource
+) -> None:
+    """POST the manifest to the remote sync API; only HTTP 200 counts as delivered. The dataset's
+    partition of `synced_dataset` is then materialized: the inventory of what is in sync."""
     with final_failures():
         result = remote_api.client().post_manifest(manifest)
+    dataset_id = manifest["dataset_id"]
     logger.info(
-        f"dataset {manifest['dataset_id']}: manifest accepted by {result.url}",
-        extra={"dataset_id": manifest["dataset_id"], "run_id": context.run_id},
+        f"dataset {dataset_id}: manifest accepted by {result.url}",
+        extra={"dataset_id": dataset_id, "run_id": context.run_id},
     )
+    digest = manifest_sha256(manifest)
     context.add_output_metadata(
         {
             "remote_url": dg.MetadataValue.url(result.url),
             "http_status": result.status,
             "seconds": round(result.seconds, 3),
-            "manifest_sha256": manifest_sha256(manifest),
+            "manifest_sha256": digest,
         }
     )
+    run = context.instance.get_run_record_by_id(context.run_id)
+    started = run.start_time if run is not None and run.start_time else time.time()
+    context.instance.add_dynamic_partitions(DATASET_PARTITIONS.name, [dataset_id])
+    context.log_event(
+        dg.AssetMaterialization(
+            asset_key=SYNCED_DATASET,
+            partition=dataset_id,
+            description=f"dataset {dataset_id} synced by run {context.run_id}",
+            metadata={
+                "files": len(outcomes),
+                "total_bytes": sum(outcome.object_size for outcome in outcomes),
+                "sync_locations": ", ".join(sync_locations(manifest, outcomes)),
+                "manifest_sha256": digest,
+                "remote_url": dg.MetadataValue.url(result.url),
+                "remote_http_status": result.status,
+                "run_seconds": round(time.time() - started, 3),
+            },
+        )
+    )
+    context.log_event(
+        dg.AssetCheckEvaluation(
+            asset_key=SYNCED_DATASET,
+            check_name=MATCHES_SDA_CHECK,
+            passed=True,
+            partition=dataset_id,
+            description=f"synced by run {context.run_id}",
+            metadata={"run_id": context.run_id, "files": len(outcomes)},
+        )
+    )
+
+
+def sync_locations(manifest: dict, outcomes: list[CopyOutcome]) -> list[str]:
+    """The sync storage roots (directories, buckets) the dataset's objects are in."""
+    paths = {entry["file_id"]: entry["filepath"] for entry in manifest["dataset_files"]}
+    roots = set()
+    for outcome in outcomes:
+        path = paths.get(outcome.accession_id, "")
+        destination = outcome.destination
+        roots.add(destination[: -len(path)].rstrip("/") if path and destination.endswith(path) else destination)
+    return sorted(roots)
 
 
 @dg.job(executor_def=dg.in_process_executor, tags={"service": "bpsync"})
@@ -247,4 +294,4 @@ def sync_dataset() -> None:
     """Sync one dataset: records, re-encrypted headers, copies, then the manifest to the remote."""
     dataset = fetch_file_records()
     outcomes = copy_files(dataset, reencrypt_headers(dataset))
-    post_manifest(build_file_sync_manifest(dataset, outcomes))
+    post_manifest(build_file_sync_manifest(dataset, outcomes), outcomes)

@@ -36,6 +36,17 @@ SELECT {_FILE_COLUMNS}
                  WHERE d.stable_id = %s)
  ORDER BY f.stable_id
 """
+LOCAL_DATASETS = """
+SELECT d.stable_id FROM sda.datasets d WHERE left(d.stable_id, length(%(prefix)s)) = %(prefix)s ORDER BY d.stable_id
+"""
+FILES_OF_LOCAL_DATASETS = f"""
+SELECT d.stable_id, {_FILE_COLUMNS}
+  FROM sda.datasets d
+  JOIN sda.file_dataset fd ON fd.dataset_id = d.id
+  JOIN sda.files f ON f.id = fd.file_id
+ WHERE left(d.stable_id, length(%(prefix)s)) = %(prefix)s
+ ORDER BY d.stable_id, f.stable_id
+"""
 
 
 class DatabaseError(Exception):
@@ -102,32 +113,48 @@ class SdaDatabase:
 
     def file_records(self, dataset_id: str, accession_ids: list[str]) -> list[FileRecord]:
         """Records of the given files, or of every file of the dataset when none are given; one query."""
+        if accession_ids:
+            rows = self._query(f"dataset {dataset_id}: query of sda.files", FILES_BY_ACCESSION, (list(accession_ids),))
+        else:
+            rows = self._query(f"dataset {dataset_id}: query of sda.files", FILES_OF_DATASET, (dataset_id,))
+        return [_record(row) for row in rows]
+
+    def local_datasets(self, center_prefix: str) -> list[str]:
+        """IDs of the datasets minted here (those starting with `center_prefix`)."""
+        rows = self._query("query of sda.datasets", LOCAL_DATASETS, {"prefix": center_prefix})
+        return [row[0] for row in rows]
+
+    def local_dataset_files(self, center_prefix: str) -> dict[str, list[FileRecord]]:
+        """The file records of every dataset minted here, by dataset ID; one query."""
+        files: dict[str, list[FileRecord]] = {dataset_id: [] for dataset_id in self.local_datasets(center_prefix)}
+        for row in self._query("query of sda.files", FILES_OF_LOCAL_DATASETS, {"prefix": center_prefix}):
+            files.setdefault(row[0], []).append(_record(row[1:]))
+        return files
+
+    def _query(self, what: str, statement: str, parameters: object) -> list[tuple]:
         with self.connect() as connection:
             self.check_schema_version(connection)
             try:
                 with connection.cursor() as cursor:
-                    if accession_ids:
-                        cursor.execute(FILES_BY_ACCESSION, (list(accession_ids),))
-                    else:
-                        cursor.execute(FILES_OF_DATASET, (dataset_id,))
-                    rows = cursor.fetchall()
+                    cursor.execute(statement, parameters)
+                    return cursor.fetchall()
             except psycopg2.Error as error:
-                raise DatabaseError(f"dataset {dataset_id}: query of sda.files failed: {_first_line(error)}") from None
-        return [
-            FileRecord(
-                accession_id=row[0],
-                submission_user=row[1] or "",
-                submission_file_path=row[2] or "",
-                archive_location=row[3] or "",
-                archive_file_path=row[4] or "",
-                archive_file_size=row[5],
-                header_hex=(row[6] or "").strip(),
-                unencrypted_sha256=row[7],
-                archived_sha256=row[8],
-                datasets=tuple(row[9]),
-            )
-            for row in rows
-        ]
+                raise DatabaseError(f"{what} failed: {_first_line(error)}") from None
+
+
+def _record(row: tuple) -> FileRecord:
+    return FileRecord(
+        accession_id=row[0],
+        submission_user=row[1] or "",
+        submission_file_path=row[2] or "",
+        archive_location=row[3] or "",
+        archive_file_path=row[4] or "",
+        archive_file_size=row[5],
+        header_hex=(row[6] or "").strip(),
+        unencrypted_sha256=row[7],
+        archived_sha256=row[8],
+        datasets=tuple(row[9]),
+    )
 
 
 def _first_line(error: Exception) -> str:

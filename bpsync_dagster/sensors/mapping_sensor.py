@@ -10,6 +10,7 @@ from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG, WILL_RETRY_
 
 from bpsync_dagster.broker.messages import info_error_body
 from bpsync_dagster.configuration import service_settings
+from bpsync_dagster.inventory import DATASET_PARTITIONS, failed_sync_evaluation
 from bpsync_dagster.jobs import DATASET_TAG, sync_dataset
 from bpsync_dagster.jobs.failures import failure_reason
 from bpsync_dagster.resources import BrokerResource
@@ -66,7 +67,10 @@ def _original_message(run: dg.DagsterRun) -> bytes:
     monitored_jobs=[sync_dataset],
     minimum_interval_seconds=5,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Publishes an info-error message to the error routing key for every failed sync_dataset run.",
+    description=(
+        "For every sync_dataset run that failed for good: publishes an info-error message to the error "
+        "routing key and records a failed matches_sda_database check of the dataset's synced_dataset partition."
+    ),
 )
 def failed_sync_reporter(context: dg.RunFailureSensorContext, broker: BrokerResource) -> None:
     run = context.dagster_run
@@ -77,6 +81,9 @@ def failed_sync_reporter(context: dg.RunFailureSensorContext, broker: BrokerReso
     step_failures = context.get_step_failure_events()
     cause = failure_reason(step_failures[0]) if step_failures else context.failure_event.message
     reason = f"dataset {dataset_id}: run {run.run_id} failed: {cause or 'see the run in Dagster'}"
+    if DATASET_TAG in run.tags:
+        context.instance.add_dynamic_partitions(DATASET_PARTITIONS.name, [dataset_id])
+        context.instance.report_runless_asset_event(failed_sync_evaluation(dataset_id, run.run_id, cause or "unknown"))
     with broker.session() as session:
         session.publish_error(
             info_error_body(reason, _original_message(run), error=FAILED_SYNC_ERROR), run.tags.get(CORRELATION_TAG)

@@ -25,7 +25,7 @@ from dagster._grpc.client import DagsterGrpcClient
 from dagster._grpc.types import ListRepositoriesResponse
 from dagster_shared.serdes import deserialize_value
 
-from bpsync_dagster import definitions
+from bpsync_dagster import definitions, sync_runs
 from bpsync_dagster.configuration import loader
 from bpsync_dagster.configuration.loader import env_name, load_settings
 from bpsync_dagster.sda_database import SdaDatabase
@@ -450,7 +450,7 @@ def test_workspace_points_at_the_code_server(services: dict) -> None:
     command = services[server["host"]]["command"]
     assert server["host"] == CODE_SERVICE
     assert server["port"] == int(option(command, "-p", "--port"))
-    assert server["location_name"] == option(command, "--location-name") == definitions.LOCATION_NAME
+    assert server["location_name"] == option(command, "--location-name") == sync_runs.LOCATION_NAME
     assert option(command, "-m", "--module-name") == definitions.__name__
     for name in ("dagster-webserver", "dagster-daemon"):
         workspace = option(services[name]["command"], "-w", "--workspace")

@@ -1,0 +1,140 @@
+"""The `audit_sync` job: is every local dataset in sync storage as the SDA database says it should be?
+
+Read only, unless asked: with `resync_drifted` it submits `sync_dataset` runs of the datasets that
+drifted to the run queue, whose limits then apply.
+"""
+
+import dagster as dg
+from pydantic import Field
+
+from bpsync_dagster.configuration import service_settings
+from bpsync_dagster.inventory import (
+    DATASET_PARTITIONS,
+    MATCHES_SDA_CHECK,
+    SYNCED_DATASET,
+    DatasetAudit,
+    audit_dataset,
+)
+from bpsync_dagster.jobs.failures import DATABASE_RETRY, final_failures
+from bpsync_dagster.resources import Crypt4ghKeysResource, SdaDatabaseResource, SyncStorageResource
+from bpsync_dagster.sync_runs import datasets_with_unfinished_runs, enqueue_sync_run
+
+MAX_LISTED_DATASETS = 200
+
+
+class AuditConfig(dg.Config):
+    verify_checksums: bool = Field(
+        default=False,
+        description="Read every object's body and compare its sha256 with the ARCHIVED checksum (costs I/O).",
+    )
+    resync_drifted: bool = Field(
+        default=False,
+        description="Submit a sync_dataset run, through the run queue, for every dataset that drifted.",
+    )
+
+
+@dg.op(retry_policy=DATABASE_RETRY)
+def audit_sync_storage(
+    context: dg.OpExecutionContext,
+    config: AuditConfig,
+    sda_database: SdaDatabaseResource,
+    sync_storage: SyncStorageResource,
+    crypt4gh_keys: Crypt4ghKeysResource,
+) -> dict[str, list[str]]:
+    """Compare every local dataset's files with sync storage; one check result per dataset."""
+    instance = context.instance
+    with final_failures():
+        keys = crypt4gh_keys.node_keys()
+        storage = sync_storage.client()
+    files_by_dataset = sda_database.client().local_dataset_files(service_settings().center_prefix)
+    synced = instance.get_materialized_partitions(SYNCED_DATASET)
+    instance.add_dynamic_partitions(DATASET_PARTITIONS.name, sorted(set(files_by_dataset) - synced))
+    audits: list[DatasetAudit] = []
+    for dataset_id, records in files_by_dataset.items():
+        audit = audit_dataset(dataset_id, records, keys, storage, dataset_id in synced, config.verify_checksums)
+        audits.append(audit)
+        context.log_event(_check_evaluation(audit))
+    drifted = [audit.dataset_id for audit in audits if audit.drifted]
+    resynced = _resync(context, drifted) if config.resync_drifted else []
+    summary = {
+        "in_sync": [audit.dataset_id for audit in audits if audit.in_sync],
+        "drifted": drifted,
+        "never_synced": [audit.dataset_id for audit in audits if not audit.synced_before],
+        "resync_runs": resynced,
+    }
+    context.log.info(
+        f"audit of {len(audits)} local datasets: {len(summary['in_sync'])} in sync, {len(drifted)} drifted, "
+        f"{len(summary['never_synced'])} never synced, {len(resynced)} re-sync runs submitted"
+    )
+    context.add_output_metadata(
+        {
+            "datasets": len(audits),
+            "in_sync": len(summary["in_sync"]),
+            "drifted": len(drifted),
+            "never_synced": len(summary["never_synced"]),
+            "files_checked": sum(audit.files for audit in audits),
+            "bytes_read": sum(audit.bytes_read for audit in audits),
+            "checksums_verified": config.verify_checksums,
+            "problem_datasets": dg.MetadataValue.md(_problem_list(audits)),
+            "resync_runs": dg.MetadataValue.json(resynced),
+        }
+    )
+    return summary
+
+
+def _check_evaluation(audit: DatasetAudit) -> dg.AssetCheckEvaluation:
+    return dg.AssetCheckEvaluation(
+        asset_key=SYNCED_DATASET,
+        check_name=MATCHES_SDA_CHECK,
+        passed=audit.in_sync,
+        partition=audit.dataset_id,
+        description=audit.summary(),
+        metadata={
+            "files": audit.files,
+            "never_synced": not audit.synced_before,
+            "missing": [problem.accession_id for problem in audit.problems if problem.problem.startswith("missing")],
+            "problems": [problem.describe() for problem in audit.problems],
+        },
+    )
+
+
+def _resync(context: dg.OpExecutionContext, drifted: list[str]) -> list[str]:
+    busy = datasets_with_unfinished_runs(context.instance)
+    runs = []
+    for dataset_id in drifted:
+        if dataset_id in busy:
+            context.log.info(f"dataset {dataset_id}: a sync is already queued or running; none submitted")
+            continue
+        run = enqueue_sync_run(context.instance, dataset_id, launched_by=f"audit_sync run {context.run_id}")
+        context.log.info(f"dataset {dataset_id}: drifted; re-sync run {run.run_id} submitted to the run queue")
+        runs.append(run.run_id)
+    return runs
+
+
+def _problem_list(audits: list[DatasetAudit]) -> str:
+    problems = [audit for audit in audits if not audit.in_sync]
+    if not problems:
+        return "every local dataset is in sync"
+    lines = [f"- {audit.summary()}" for audit in problems[:MAX_LISTED_DATASETS]]
+    if len(problems) > MAX_LISTED_DATASETS:
+        lines.append(f"- and {len(problems) - MAX_LISTED_DATASETS} more (see the check results of synced_dataset)")
+    return "\n".join(lines)
+
+
+@dg.job(executor_def=dg.in_process_executor, tags={"service": "bpsync"})
+def audit_sync() -> None:
+    """Audit sync storage against the SDA database for every local dataset."""
+    audit_sync_storage()
+
+
+def build_audit_schedule(cron: str, verify_checksums: bool, resync_drifted: bool) -> dg.ScheduleDefinition:
+    return dg.ScheduleDefinition(
+        name="audit_sync_schedule",
+        job=audit_sync,
+        cron_schedule=cron,
+        run_config=dg.RunConfig(
+            ops={"audit_sync_storage": AuditConfig(verify_checksums=verify_checksums, resync_drifted=resync_drifted)}
+        ),
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description="Runs audit_sync on sync.audit.cron; sync.audit.verifyChecksums and sync.audit.resyncDrifted set its config.",
+    )

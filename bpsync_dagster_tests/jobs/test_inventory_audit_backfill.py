@@ -1,0 +1,132 @@
+"""What is in sync, the Dagster way: every sync materializes its dataset's partition of
+`synced_dataset`; `audit_sync` finds objects that went missing or changed; the audit's re-sync flag
+and `bpsync backfill` put the right datasets in the run queue, which the daemon works off."""
+
+import os
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from bpsync_dagster.configuration import service_settings
+from bpsync_dagster.inventory import MATCHES_SDA_CHECK, SYNCED_DATASET
+from bpsync_dagster.jobs.audit_sync import audit_sync
+from bpsync_dagster.resources import RESOURCES
+from bpsync_dagster.sync_runs import LAUNCHED_BY_TAG
+from bpsync_dagster_tests.support.daemon import Daemon, wait_until
+from bpsync_dagster_tests.support.environment import Node, SeededFile
+
+CHECK_KEY = dg.AssetCheckKey(SYNCED_DATASET, MATCHES_SDA_CHECK)
+
+
+def latest_check(instance: dg.DagsterInstance, dataset_id: str) -> dg.AssetCheckEvaluation:
+    for record in instance.event_log_storage.get_asset_check_execution_history(CHECK_KEY, limit=1000):
+        evaluation = record.event.asset_check_evaluation if record.event else None
+        if evaluation is not None and evaluation.partition == dataset_id:
+            return evaluation
+    raise AssertionError(f"no check result for {dataset_id}")
+
+
+def run_audit(instance: dg.DagsterInstance, resync_drifted: bool = False) -> dict[str, list[str]]:
+    result = audit_sync.execute_in_process(
+        instance=instance,
+        resources=RESOURCES,
+        run_config={"ops": {"audit_sync_storage": {"config": {"resync_drifted": resync_drifted}}}},
+    )
+    assert result.success
+    return result.output_for_node("audit_sync_storage")
+
+
+def latest_materialization(instance: dg.DagsterInstance, dataset_id: str) -> dg.AssetMaterialization:
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=SYNCED_DATASET, asset_partitions=[dataset_id]), limit=1
+    ).records
+    assert records, f"no materialization of {dataset_id}"
+    return records[0].asset_materialization
+
+
+def queued_datasets(instance: dg.DagsterInstance, launched_by: str) -> set[str]:
+    runs = instance.get_runs(dg.RunsFilter(job_name="sync_dataset"))
+    return {run.tags["dataset_id"] for run in runs if run.tags.get(LAUNCHED_BY_TAG, "").startswith(launched_by)}
+
+
+def test_audit_finds_drift_resyncs_it_and_backfill_syncs_only_what_never_was(
+    make_isolated_node, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    node: Node = make_isolated_node("posix", "posix")
+    node.extra_env = {"SYNC_CENTERPREFIX": f"SYNC-{node.prefix}-"}
+    for key, value in node.environment().items():
+        monkeypatch.setenv(key, value)
+    service_settings.cache_clear()
+    instance = node.instance()
+    datasets: dict[str, list[SeededFile]] = {}
+    for name, count in (("deleted", 2), ("truncated", 2), ("intact", 1), ("never", 1)):
+        dataset_id = node.dataset_id(name)
+        datasets[dataset_id] = node.add_dataset(
+            dataset_id, [(f"{name}/f{index}.c4gh", os.urandom(3000 + index)) for index in range(count)]
+        )
+    deleted, truncated, intact, never = datasets
+    for dataset_id in (deleted, truncated, intact):
+        assert node.bpsync("sync", dataset_id).returncode == 0
+
+    assert instance.get_materialized_partitions(SYNCED_DATASET) == {deleted, truncated, intact}
+    metadata = latest_materialization(instance, deleted).metadata
+    objects = [node.sync_dir / item.path for item in datasets[deleted]]
+    assert metadata["files"].value == 2
+    assert metadata["total_bytes"].value == sum(path.stat().st_size for path in objects)
+    assert metadata["sync_locations"].value == str(node.sync_dir)
+    assert metadata["remote_http_status"].value == 200
+    assert len(metadata["manifest_sha256"].value) == 64 and metadata["run_seconds"].value > 0
+    assert latest_check(instance, intact).passed
+
+    missing_object = node.sync_dir / datasets[deleted][1].path
+    missing_object.unlink()
+    short_object = node.sync_dir / datasets[truncated][0].path
+    short_object.write_bytes(short_object.read_bytes()[:-100])
+
+    summary = run_audit(instance)
+
+    assert summary == {"in_sync": [intact], "drifted": [deleted, truncated], "never_synced": [never], "resync_runs": []}
+    deleted_check, truncated_check = latest_check(instance, deleted), latest_check(instance, truncated)
+    assert not deleted_check.passed and not truncated_check.passed
+    assert deleted_check.metadata["problems"].value == [
+        f"{datasets[deleted][1].accession_id} ({datasets[deleted][1].path}): missing from sync storage"
+    ]
+    (problem,) = truncated_check.metadata["problems"].value
+    assert problem.startswith(
+        f"{datasets[truncated][0].accession_id} ({datasets[truncated][0].path}): {short_object} is "
+    )
+    assert latest_check(instance, intact).passed
+    assert not latest_check(instance, never).passed and "never synced" in latest_check(instance, never).description
+
+    resync = run_audit(instance, resync_drifted=True)
+    assert len(resync["resync_runs"]) == 2
+    assert queued_datasets(instance, "audit_sync") == {deleted, truncated}
+
+    dry_run = node.bpsync("backfill", "--dry-run")
+    assert dry_run.returncode == 0, dry_run.stderr
+    assert f"  {never}: would be synced" in dry_run.stdout
+    assert f"  {deleted}: a sync is already queued or running" not in dry_run.stdout  # synced before: not listed
+    backfill = node.bpsync("backfill")
+    assert backfill.returncode == 0, backfill.stderr
+    assert "1 sync runs submitted to the run queue" in backfill.stdout
+    assert queued_datasets(instance, "bpsync backfill") == {never}
+
+    with Daemon(node.environment(), tmp_path / "daemon.log"):
+        wait_until(
+            lambda: (
+                instance.get_materialized_partitions(SYNCED_DATASET) >= set(datasets)
+                and all(run.is_finished for run in instance.get_runs(dg.RunsFilter(job_name="sync_dataset")))
+            ),
+            180,
+            "the queued re-syncs and the backfill",
+        )
+
+    assert missing_object.exists() and node.decrypt_synced(datasets[deleted][1].path) == datasets[deleted][1].plaintext
+    assert node.decrypt_synced(datasets[truncated][0].path) == datasets[truncated][0].plaintext
+    assert node.decrypt_synced(datasets[never][0].path) == datasets[never][0].plaintext
+    assert run_audit(instance) == {"in_sync": sorted(datasets), "drifted": [], "never_synced": [], "resync_runs": []}
+    again = node.bpsync("backfill")
+    assert "4 local datasets, 0 not synced ever" in again.stdout
+    since = node.bpsync("backfill", "--dry-run", "--since", "2999-01-01")
+    assert "4 local datasets, 4 not synced since 2999-01-01T00:00:00+00:00" in since.stdout
