@@ -9,7 +9,7 @@ import dagster as dg
 from bpsync_dagster.configuration import service_settings
 from bpsync_dagster.inventory import synced_dataset
 from bpsync_dagster.jobs import sync_dataset
-from bpsync_dagster.jobs.audit_sync import audit_sync, build_audit_schedule
+from bpsync_dagster.jobs.audit_sync import audit_sync, build_audit_schedule, matches_sda_database
 from bpsync_dagster.resources import RESOURCES
 from bpsync_dagster.sensors import build_mapping_sensor, dead_run_reaper, failed_sync_reporter
 
@@ -19,6 +19,7 @@ def defs() -> dg.Definitions:
     settings = service_settings()
     return dg.Definitions(
         assets=[synced_dataset],
+        asset_checks=[matches_sda_database],
         jobs=[sync_dataset, audit_sync],
         schedules=[
             build_audit_schedule(settings.audit.cron, settings.audit.verify_checksums, settings.audit.resync_drifted)

@@ -138,3 +138,30 @@ def build_audit_schedule(cron: str, verify_checksums: bool, resync_drifted: bool
         default_status=dg.DefaultScheduleStatus.RUNNING,
         description="Runs audit_sync on sync.audit.cron; sync.audit.verifyChecksums and sync.audit.resyncDrifted set its config.",
     )
+
+
+@dg.asset_check(
+    asset=SYNCED_DATASET,
+    name=MATCHES_SDA_CHECK,
+    partitions_def=DATASET_PARTITIONS,
+    description=(
+        "Every file of the dataset is in sync storage with the size its record gives. Evaluated for every "
+        "local dataset by audit_sync, passed by every successful sync, failed by a failed one."
+    ),
+)
+def matches_sda_database(
+    context: dg.AssetCheckExecutionContext,
+    sda_database: SdaDatabaseResource,
+    sync_storage: SyncStorageResource,
+    crypt4gh_keys: Crypt4ghKeysResource,
+) -> dg.AssetCheckResult:
+    dataset_id = context.partition_key
+    with final_failures():
+        keys = crypt4gh_keys.node_keys()
+        storage = sync_storage.client()
+    records = sda_database.client().file_records(dataset_id, [])
+    synced = dataset_id in context.instance.get_materialized_partitions(SYNCED_DATASET)
+    evaluation = _check_evaluation(audit_dataset(dataset_id, records, keys, storage, synced, verify_checksums=False))
+    return dg.AssetCheckResult(
+        passed=evaluation.passed, description=evaluation.description, metadata=evaluation.metadata
+    )

@@ -283,6 +283,7 @@ class S3Placement:
 
     def stage(self, size: int) -> StagedObject:
         self._location.ensure_bucket()
+        self._location.abort_stale_uploads(self.key)
         part_size = max(self._location.entry.chunk_size, math.ceil(size / (MAX_PARTS - 1)))
         return S3Staged(self._location.client, self._location.bucket, self.key, part_size, size)
 
@@ -296,9 +297,34 @@ class S3Location:
         self.max_size = entry.max_size
         self._exists = exists
         self._lock = threading.Lock()
+        self._open_uploads: dict[str, list[str]] | None = None
 
     def placement(self, key: str) -> Placement:
         return S3Placement(self, key)
+
+    def abort_stale_uploads(self, key: str) -> None:
+        """Abort the multipart uploads of `key` that an interrupted earlier write left open (its process
+        was killed, or S3 was down when it tried to abort), as POSIX removes stale partial files. The
+        bucket's open uploads are listed once."""
+        with self._lock:
+            if self._open_uploads is None:
+                self._open_uploads = self._list_open_uploads()
+            stale = self._open_uploads.pop(key, [])
+        for upload_id in stale:
+            try:
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+            except (ClientError, BotoCoreError) as error:
+                raise s3_error(error, f"clean-up of an earlier upload of s3://{self.bucket}/{key}") from None
+
+    def _list_open_uploads(self) -> dict[str, list[str]]:
+        uploads: dict[str, list[str]] = {}
+        try:
+            for page in self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket):
+                for upload in page.get("Uploads", []):
+                    uploads.setdefault(upload["Key"], []).append(upload["UploadId"])
+        except (ClientError, BotoCoreError) as error:
+            raise s3_error(error, f"listing of open uploads in bucket {self.bucket}") from None
+        return uploads
 
     def ensure_bucket(self) -> None:
         with self._lock:

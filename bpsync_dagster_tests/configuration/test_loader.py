@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from bpsync_dagster.configuration import (
+    AuditSettings,
     BrokerSettings,
     ConfigError,
     Crypt4ghSettings,
@@ -232,6 +233,21 @@ def test_defaults_apply_when_optional_keys_are_absent(tmp_path: Path) -> None:
     assert settings.schema == SchemaSettings(type="isolated", path=None)
     assert settings.sync.s3[0].region == "us-east-1"
     assert settings.sync.s3[0].chunk_size == 50 * 1024 * 1024
+    assert settings.audit == AuditSettings(cron="0 3 * * *", verify_checksums=False, resync_drifted=False)
+
+
+def test_audit_keys_come_from_the_environment_and_a_bad_cron_is_named(tmp_path: Path) -> None:
+    settings = load(
+        tmp_path,
+        config(),
+        SYNC_AUDIT_CRON="30 1 * * 0",
+        SYNC_AUDIT_VERIFYCHECKSUMS="true",
+        SYNC_AUDIT_RESYNCDRIFTED="yes",
+    )
+    assert settings.audit == AuditSettings(cron="30 1 * * 0", verify_checksums=True, resync_drifted=True)
+
+    error = config_error(tmp_path, config(), SYNC_AUDIT_CRON="every night")
+    assert error == "config: sync.audit.cron (env SYNC_AUDIT_CRON) must be a cron expression, not 'every night'"
 
 
 def test_environment_overrides_yaml(tmp_path: Path) -> None:

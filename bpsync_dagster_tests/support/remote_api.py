@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -106,6 +107,7 @@ class StandInRemoteApi:
         self._faults: deque[_Fault] = deque()
         self._received: list[dict[str, Any]] = []
         self._attempts = 0
+        self._attempt_times: list[float] = []
         self._stopping = threading.Event()
         self._server = _Server(port, self)
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -126,6 +128,12 @@ class StandInRemoteApi:
         """Requests received so far, including rejected and faulted ones."""
         with self._lock:
             return self._attempts
+
+    @property
+    def attempt_times(self) -> list[float]:
+        """`time.monotonic()` at the arrival of each request so far (its body read), oldest first."""
+        with self._lock:
+            return list(self._attempt_times)
 
     def fail_next(self, count: int, status: int = 500) -> None:
         """Answer the next `count` requests with `status`."""
@@ -170,6 +178,7 @@ class StandInRemoteApi:
     def _next_fault(self) -> _Fault | None:
         with self._lock:
             self._attempts += 1
+            self._attempt_times.append(time.monotonic())
             return self._faults.popleft() if self._faults else None
 
     def _authorized(self, authorization: str | None) -> bool:

@@ -18,6 +18,9 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
+from bpsync_dagster.configuration import service_settings
+from bpsync_dagster.jobs.audit_sync import audit_sync
+from bpsync_dagster.resources import RESOURCES
 from bpsync_dagster_tests.support.environment import PROJECT_ROOT, Node
 from bpsync_dagster_tests.support.webserver import graphql
 
@@ -138,3 +141,33 @@ def test_a_cli_run_shows_its_dataset_and_per_file_metadata_in_the_ui(
     if SAVE_SCREENSHOTS:
         README_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(tmp_path / "run-page.png", README_SCREENSHOT)
+
+
+def test_the_asset_catalog_lists_synced_datasets_with_their_audit(
+    ui_node: Node, start_webserver, browser: WebDriver, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    node = ui_node
+    node.extra_env = {"SYNC_CENTERPREFIX": f"SYNC-{node.prefix}-"}
+    synced, drifted = node.dataset_id("catalog-a"), node.dataset_id("catalog-b")
+    paths = {}
+    for dataset_id in (synced, drifted):
+        (item,) = node.add_dataset(dataset_id, [(f"{dataset_id[-9:]}/one.c4gh", os.urandom(1500))])
+        paths[dataset_id] = node.sync_dir / item.path
+        assert node.bpsync("sync", dataset_id).returncode == 0
+    paths[drifted].unlink()
+    for key, value in node.environment().items():
+        monkeypatch.setenv(key, value)
+    service_settings.cache_clear()
+    assert audit_sync.execute_in_process(instance=node.instance(), resources=RESOURCES).success
+
+    webserver = start_webserver(node)
+    graphql(webserver.url, "mutation { setNuxSeen }")
+    browser.get(f"{webserver.url}/assets/synced_dataset?view=partitions")
+    _wait_for_texts(browser, ["synced_dataset", synced, drifted], "the synced_dataset partitions")
+    browser.save_screenshot(str(tmp_path / "inventory.png"))
+    browser.get(f"{webserver.url}/assets/synced_dataset?view=checks")
+    _wait_for_texts(browser, ["matches_sda_database"], "the synced_dataset checks")
+    browser.save_screenshot(str(tmp_path / "audit.png"))
+    if SAVE_SCREENSHOTS:
+        for name in ("inventory.png", "audit.png"):
+            shutil.copy(tmp_path / name, README_SCREENSHOT.parent / name)

@@ -1,0 +1,173 @@
+"""`bpsync sync` is SIGKILLed at a random point of the copy; `bpsync reexecute RUN_ID` finishes it.
+
+After the re-execution every object decrypts to its plaintext, no temporary object of the killed
+run is visible (POSIX `.*.bpsync-partial` files, S3 multipart uploads: the re-execution aborts the
+killed run's), the manifest was POSTed exactly once and only when every file was in place. The kill point is a random fraction of the dataset's bytes seen in
+sync storage; trials alternate POSIX and S3 sync storage. `BPSYNC_KILL_TRIALS` sets the number of
+trials (default 3; the full loop is 20), `BPSYNC_KILL_SEED` replays a printed seed.
+"""
+
+import os
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bpsync_dagster_tests.support.environment import Node
+from bpsync_dagster_tests.support.faults import (
+    ManifestWitness,
+    assert_no_open_multipart_uploads,
+    open_multipart_uploads,
+    partial_files,
+    read_until,
+    run_id_of,
+    start_bpsync,
+    wait_for,
+    witnessed_remote,
+)
+
+MIB = 1024 * 1024
+FILES = 6
+
+
+@dataclass
+class Trial:
+    number: int
+    sync: str
+    target_fraction: float
+    fraction_at_kill: float = 0.0
+    complete_at_kill: int = 0
+    temporary_at_kill: int = 0
+    reexecution: str = ""
+    posts: int = 0
+    stale_uploads: int = 0
+
+    def describe(self) -> str:
+        return (
+            f"trial {self.number:2d} {self.sync:5s}: kill at {self.target_fraction:.2f} of the bytes "
+            f"(seen {self.fraction_at_kill:.2f}, {self.complete_at_kill}/{FILES} files complete, "
+            f"{self.temporary_at_kill} temporary); re-execution: {self.reexecution}; POSTs {self.posts}; "
+            f"stale S3 uploads {self.stale_uploads}"
+        )
+
+
+@pytest.fixture
+def witness(make_node) -> Iterator[ManifestWitness]:
+    remote, witness = witnessed_remote(make_node())
+    yield witness
+    remote.stop()
+
+
+def trial_node(make_node, witness: ManifestWitness, root: Path, sync: str) -> Node:
+    node: Node = make_node("posix", sync)
+    node.root = root
+    assert witness.remote is not None
+    node.remote, witness.node = witness.remote, node
+    return node
+
+
+def bytes_in_sync_storage(node: Node) -> int:
+    """Bytes written so far under the node's prefix: objects, temporary files and uploaded parts."""
+    if node.sync == "posix":
+        return sum(path.stat().st_size for path in node.sync_dir.rglob("*") if path.is_file())
+    client, total = node.s3.client(), 0
+    for bucket in node.sync_buckets():
+        total += sum(item["Size"] for item in client.list_objects_v2(Bucket=bucket).get("Contents", []))
+        for upload in client.list_multipart_uploads(Bucket=bucket).get("Uploads", []):
+            try:
+                parts = client.list_parts(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+            except client.exceptions.NoSuchUpload:  # completed since it was listed
+                continue
+            total += sum(part["Size"] for part in parts.get("Parts", []))
+    return total
+
+
+def temporary_objects(node: Node) -> list[str]:
+    return partial_files(node) if node.sync == "posix" else open_multipart_uploads(node)
+
+
+def kill_during_copy(node: Node, dataset_id: str, total_bytes: int, fraction: float) -> tuple[str, float]:
+    """Start `bpsync sync`, SIGKILL it once `fraction` of the bytes are in sync storage; its run ID."""
+    process = start_bpsync(node, "sync", dataset_id)
+    try:
+        lines = read_until(process, "copy_files ...")
+        wait_for(lambda: bytes_in_sync_storage(node) >= fraction * total_bytes, timeout=120, interval=0.005)
+    finally:
+        process.kill()
+        process.wait()
+    return run_id_of("".join(lines)), bytes_in_sync_storage(node) / total_bytes
+
+
+def copy_summary(output: str) -> str:
+    """`N files copied, M already in place, B bytes` from the CLI's last line."""
+    line = next((line for line in output.splitlines() if " synced: " in line), "")
+    return line.partition(" synced: ")[2].partition(";")[0]
+
+
+def run_trial(node: Node, witness: ManifestWitness, trial: Trial, rng: random.Random) -> None:
+    dataset_id = node.dataset_id(f"killed-{trial.number}")
+    sizes = [rng.randint(6 * MIB, 11 * MIB) for _ in range(FILES)]
+    files = node.add_dataset(
+        dataset_id, [(f"killed/{index}.c4gh", rng.randbytes(size)) for index, size in enumerate(sizes)]
+    )
+    witness.expect(dataset_id, files)
+
+    run_id, trial.fraction_at_kill = kill_during_copy(node, dataset_id, sum(sizes), trial.target_fraction)
+    trial.complete_at_kill = sum(node.synced_object(item.path) is not None for item in files)
+    trial.temporary_at_kill = len(temporary_objects(node))
+    assert witness.posts[dataset_id] == 0, "the killed run POSTed"
+
+    resumed = node.bpsync("reexecute", run_id, timeout=300)
+    trial.reexecution = copy_summary(resumed.stdout) or f"exit {resumed.returncode}"
+    trial.posts = witness.posts[dataset_id]
+    assert resumed.returncode == 0, f"{trial.describe()}\n{resumed.stdout}\n{resumed.stderr}"
+    for item in files:
+        assert node.decrypt_synced(item.path) == item.plaintext, f"{trial.describe()}: {item.path}"
+    assert partial_files(node) == [], trial.describe()
+    stale = set(open_multipart_uploads(node)) if node.sync == "s3" else set()
+    trial.stale_uploads = len(stale)
+    assert stale == set(), f"{trial.describe()}: uploads left open: {stale}"
+    assert trial.posts == 1 and witness.problems == [], f"{trial.describe()}: {witness.problems}"
+
+
+def test_a_killed_sync_is_finished_by_reexecution(make_node, witness: ManifestWitness, tmp_path: Path) -> None:
+    trials = int(os.environ.get("BPSYNC_KILL_TRIALS", "3"))
+    seed = int(os.environ.get("BPSYNC_KILL_SEED") or random.randrange(2**32))
+    print(f"\nkill trials: {trials}, seed: {seed} (replay with BPSYNC_KILL_SEED={seed})")
+    rng = random.Random(seed)
+    done: list[Trial] = []
+    began = time.monotonic()
+    try:
+        for number in range(trials):
+            trial = Trial(number, "posix" if number % 2 == 0 else "s3", rng.uniform(0.02, 0.95))
+            done.append(trial)
+            node = trial_node(make_node, witness, tmp_path / f"trial-{number}", trial.sync)
+            run_trial(node, witness, trial, rng)
+    finally:
+        for trial in done:
+            print(trial.describe())
+        print(f"{len(done)} trials in {time.monotonic() - began:.0f} s; POSTs per dataset: {dict(witness.posts)}")
+
+
+def test_a_killed_s3_upload_is_aborted_by_the_reexecution(make_node, witness: ManifestWitness, tmp_path: Path) -> None:
+    node = trial_node(make_node, witness, tmp_path, "s3")
+    dataset_id = node.dataset_id("killed-upload")
+    files = node.add_dataset(dataset_id, [("killed/upload.c4gh", os.urandom(16 * MIB))])
+    witness.expect(dataset_id, files)
+    process = start_bpsync(node, "sync", dataset_id)
+    try:
+        lines = read_until(process, "copy_files ...")
+        wait_for(lambda: node.sync_buckets() and open_multipart_uploads(node), timeout=120, interval=0.005)
+    finally:
+        process.kill()
+        process.wait()
+
+    resumed = node.bpsync("reexecute", run_id_of("".join(lines)))
+
+    assert resumed.returncode == 0, resumed.stderr
+    assert node.decrypt_synced(files[0].path) == files[0].plaintext
+    assert witness.posts[dataset_id] == 1 and witness.problems == []
+    assert_no_open_multipart_uploads(node)
