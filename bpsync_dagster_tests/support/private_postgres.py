@@ -23,7 +23,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -33,6 +32,8 @@ from types import TracebackType
 from typing import Any
 
 import psycopg2
+
+from bpsync_dagster_tests.support.ports import free_port, port_open
 
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0
@@ -62,18 +63,6 @@ def postgres_bin_directory() -> Path:
     if not candidates:
         raise RuntimeError("no PostgreSQL server found under /usr/lib/postgresql/*/bin")
     return candidates[-1].parent
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _server_user_ids() -> tuple[int, int]:
@@ -204,7 +193,7 @@ class PrivatePostgres:
         """Start the postmaster and return once it accepts connections (after crash recovery, if any)."""
         if self.running:
             return
-        if _port_open(self._port):
+        if port_open(self._port):
             raise RuntimeError(f"port {self._port} is taken by another process; cannot start PostgreSQL")
         began = time.monotonic()
         with self.log_path.open("ab") as log:

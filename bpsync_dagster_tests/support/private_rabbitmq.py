@@ -20,7 +20,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterable
@@ -30,6 +29,8 @@ from types import TracebackType
 
 import pika
 import pika.exceptions
+
+from bpsync_dagster_tests.support.ports import free_port, port_open
 
 SERVER_SCRIPTS = (
     Path("/usr/lib/rabbitmq/bin/rabbitmq-server"),
@@ -53,18 +54,6 @@ disk_free_limit.absolute = 1MB
 vm_memory_high_watermark.relative = 0.9
 cluster_formation.peer_discovery_backend = classic_config
 """
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _server_script() -> Path:
@@ -151,7 +140,7 @@ class PrivateRabbitMQ:
         if self.running:
             self.wait_for_queues(*queues, timeout=timeout)
             return
-        if _port_open(self._port):
+        if port_open(self._port):
             raise RuntimeError(f"port {self._port} is taken by another process; cannot start {self.node_name}")
         began = time.monotonic()
         self._log_file = open(self.log_dir / "server-output.log", "ab")
@@ -201,7 +190,7 @@ class PrivateRabbitMQ:
                 pass
         self._terminate()
         deadline = time.monotonic() + timeout
-        while _port_open(self._port):
+        while port_open(self._port):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{self.node_name} still listens on {self._port} after stop")
             time.sleep(0.05)
@@ -289,7 +278,7 @@ class PrivateRabbitMQ:
                 raise RuntimeError(
                     f"{self.node_name} exited with {self._process.returncode} while starting\n{self.log_tail()}"
                 )
-            if _port_open(self._port):
+            if port_open(self._port):
                 try:
                     pika.BlockingConnection(parameters).close()
                     return
@@ -332,7 +321,7 @@ class PrivateRabbitMQ:
                     pass
 
 
-__all__ = ["PrivateRabbitMQ", "free_port"]
+__all__ = ["PrivateRabbitMQ"]
 
 if __name__ == "__main__":  # pragma: no cover - manual check: python -m ...private_rabbitmq
     import tempfile

@@ -8,7 +8,8 @@ listener stays open on `port`, for the test's own set-up (topology, publishing).
 
 from pathlib import Path
 
-from bpsync_dagster_tests.support.private_rabbitmq import PrivateRabbitMQ, free_port
+from bpsync_dagster_tests.support.ports import free_port
+from bpsync_dagster_tests.support.private_rabbitmq import PrivateRabbitMQ
 from bpsync_dagster_tests.support.tls import TlsFiles
 
 _TLS_CONFIG = """\
