@@ -49,10 +49,10 @@ class RemoteSyncApiResource(dg.ConfigurableResource):
     """The receiving node's sync API (`sync.remote.*` keys)."""
 
     connect_timeout_seconds: float = 10
-    read_timeout_seconds: float = 30
 
     def client(self) -> RemoteSyncApi:
-        return RemoteSyncApi(service_settings().remote, self.connect_timeout_seconds, self.read_timeout_seconds)
+        remote = service_settings().remote
+        return RemoteSyncApi(remote, self.connect_timeout_seconds, remote.read_timeout_seconds)
 
     def manifest_schema(self) -> dict[str, object]:
         return load_schema(file_sync_schema_file(service_settings().schema))

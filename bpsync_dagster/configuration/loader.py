@@ -204,6 +204,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         user=source.text("sync.remote.user", required=True),
         password=source.text("sync.remote.password", required=True),
         ca_cert=source.path("sync.remote.caCert"),
+        # At most 30 s, so that five attempts and their back-off stay within five minutes.
+        read_timeout_seconds=_required(source.integer("sync.remote.readTimeout", default=30, minimum=1, maximum=30)),
     )
     crypt4gh = Crypt4ghSettings(
         private_key_path=_required(source.path("c4gh.filePath", required=True)),

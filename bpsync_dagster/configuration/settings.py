@@ -16,6 +16,7 @@ class RemoteApiSettings:
     user: str
     password: str = field(repr=False)
     ca_cert: Path | None = None
+    read_timeout_seconds: int = 30
 
 
 @dataclass(frozen=True)

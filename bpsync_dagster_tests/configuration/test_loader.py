@@ -250,6 +250,14 @@ def test_audit_keys_come_from_the_environment_and_a_bad_cron_is_named(tmp_path: 
     assert error == "config: sync.audit.cron (env SYNC_AUDIT_CRON) must be a cron expression, not 'every night'"
 
 
+def test_the_remote_read_timeout_is_at_most_what_the_retry_budget_allows(tmp_path: Path) -> None:
+    assert load(tmp_path, config()).remote.read_timeout_seconds == 30
+    assert load(tmp_path, config(), SYNC_REMOTE_READTIMEOUT="5").remote.read_timeout_seconds == 5
+
+    error = config_error(tmp_path, config(), SYNC_REMOTE_READTIMEOUT="31")
+    assert error == "config: sync.remote.readTimeout (env SYNC_REMOTE_READTIMEOUT) must be between 1 and 30, not 31"
+
+
 def test_environment_overrides_yaml(tmp_path: Path) -> None:
     settings = load(
         tmp_path,

@@ -22,7 +22,7 @@ from bpsync_dagster_tests.support.faults import (
     witnessed_remote,
 )
 
-READ_TIMEOUT_SECONDS = 1.0
+READ_TIMEOUT_SECONDS = 1
 OVERHEAD_SECONDS = 3.0
 
 

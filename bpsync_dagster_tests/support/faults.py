@@ -24,23 +24,23 @@ from bpsync_dagster_tests.support.environment import (
     Node,
     SeededFile,
 )
-from bpsync_dagster_tests.support.pinned_backoff_cli import JITTER_VARIABLE, READ_TIMEOUT_VARIABLE
+from bpsync_dagster_tests.support.pinned_backoff_cli import JITTER_VARIABLE
 from bpsync_dagster_tests.support.private_postgres import PrivatePostgres
 from bpsync_dagster_tests.support.remote_api import StandInRemoteApi
 
 PRIVATE_SDA_DB = "sda"
 
 
-def pinned_bpsync_command(node: Node, jitter: float, remote_read_timeout: float | None) -> tuple[list[str], dict]:
+def pinned_bpsync_command(node: Node, jitter: float, remote_read_timeout: int | None) -> tuple[list[str], dict]:
     search_path = os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))
     environment = {**node.environment(), JITTER_VARIABLE: str(jitter), "PYTHONPATH": search_path}
     if remote_read_timeout is not None:
-        environment[READ_TIMEOUT_VARIABLE] = str(remote_read_timeout)
+        environment["SYNC_REMOTE_READTIMEOUT"] = str(remote_read_timeout)
     return [sys.executable, "-m", "bpsync_dagster_tests.support.pinned_backoff_cli"], environment
 
 
 def bpsync_pinned(
-    node: Node, *arguments: str, jitter: float, remote_read_timeout: float | None = None, timeout: float = 300
+    node: Node, *arguments: str, jitter: float, remote_read_timeout: int | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
     """`bpsync ARGUMENTS` with every retry waiting `jitter` times its policy's cap (see pinned_backoff_cli)."""
     command, environment = pinned_bpsync_command(node, jitter, remote_read_timeout)
