@@ -43,6 +43,7 @@ if str(PROJECT_ROOT) not in sys.path:
 
 import dagster as dg  # noqa: E402
 from dagster._core.scheduler.instigation import InstigatorType  # noqa: E402
+from results_table import print_table, row  # noqa: E402
 
 from bpsync_dagster.jobs import DATASET_TAG  # noqa: E402
 from bpsync_dagster.sensors import MAPPING_SENSOR_NAME  # noqa: E402
@@ -104,39 +105,11 @@ LATENCY_VARIANTS = (
     Setting("default dequeue (5 s, no threads)", _default_dequeue),
     Setting("DefaultRunCoordinator (no queue, no dataset_id limit)", _no_queue),
 )
+MANY_DATASETS_TIMEOUT = 420
 MANY_VARIANTS = (
-    Setting("max_concurrent_runs 2", _max_runs(2)),
     Setting("max_concurrent_runs 4", _max_runs(4)),
     Setting("max_concurrent_runs 20", _max_runs(20)),
-    Setting("sync.sensor.batchSize 10", env={"SYNC_SENSOR_BATCHSIZE": "10"}),
 )
-
-
-def row(
-    group: str,
-    case: str,
-    what: str,
-    value: float,
-    unit: str,
-    baseline: str | None = None,
-    ratio: float | None = None,
-    target: str = "",
-    met: bool | None = None,
-    runs: int = 0,
-) -> Row:
-    """A table row with the keys of `Bench.row` in bench/run.py."""
-    return {
-        "group": group,
-        "case": case,
-        "what": what,
-        "value": value,
-        "unit": unit,
-        "baseline": baseline,
-        "ratio": ratio,
-        "target": target,
-        "met": met,
-        "runs": runs,
-    }
 
 
 class PostClock:
@@ -151,17 +124,13 @@ class PostClock:
             self._times.setdefault(document["dataset_id"], time.time())
             self._changed.notify_all()
 
-    def wait(self, dataset_ids: list[str], timeout: float) -> list[float]:
-        """The POST times of all `dataset_ids`, once each has arrived."""
+    def wait(self, dataset_ids: list[str], timeout: float) -> dict[str, float]:
+        """The POST times of `dataset_ids`, once all have arrived or `timeout` has passed."""
         deadline = time.monotonic() + timeout
         with self._changed:
-            while not all(name in self._times for name in dataset_ids):
-                remaining = deadline - time.monotonic()
-                missing = len([name for name in dataset_ids if name not in self._times])
-                if remaining <= 0:
-                    raise TimeoutError(f"{missing} POSTs missing after {timeout:.0f} s")
-                self._changed.wait(remaining)
-            return [self._times[name] for name in dataset_ids]
+            while not all(name in self._times for name in dataset_ids) and time.monotonic() < deadline:
+                self._changed.wait(deadline - time.monotonic())
+            return {name: self._times[name] for name in dataset_ids if name in self._times}
 
 
 @dataclass
@@ -301,19 +270,25 @@ class Service:
         self.names.publish(mapping(*dataset))
         return published
 
-    def run_records(self) -> dict[str, dg.RunRecord]:
-        """This service's run records (every run here is one of its datasets), by dataset ID."""
-        return {record.dagster_run.tags[DATASET_TAG]: record for record in self.instance.get_run_records()}
+    def run_records(self, dataset_ids: set[str]) -> list[dg.RunRecord]:
+        """The runs of these datasets, retries included, newest first."""
+        return [
+            record
+            for record in self.instance.get_run_records()
+            if record.dagster_run.tags.get(DATASET_TAG) in dataset_ids
+        ]
 
     def wait_for_runs_to_finish(self, timeout: float) -> None:
         wait_until(
-            lambda: all(record.dagster_run.is_finished for record in self.run_records().values()),
+            lambda: all(record.dagster_run.is_finished for record in self.instance.get_run_records()),
             timeout,
             "the runs to finish",
         )
 
     def run_times(self, dataset_id: str, published: float, posted: float) -> RunTimes:
-        record = self.run_records()[dataset_id]
+        records = self.run_records({dataset_id})
+        succeeded = [record for record in records if record.dagster_run.status == dg.DagsterRunStatus.SUCCESS]
+        record = (succeeded or records)[-1]
         run_id = record.dagster_run.run_id
         events = {
             entry.dagster_event.event_type: entry.timestamp
@@ -347,7 +322,9 @@ def latency(service: Service, messages: int, progress: Progress) -> list[RunTime
     for dataset in datasets:
         time.sleep(random.uniform(0, MAX_PAUSE_SECONDS))
         published = service.publish(dataset)
-        (posted,) = service.shared.posts.wait([dataset[0]], timeout)
+        posted = service.shared.posts.wait([dataset[0]], timeout).get(dataset[0])
+        if posted is None:
+            raise TimeoutError(f"{service.setting.name}: no POST for {dataset[0]} after {timeout} s")
         sent.append((dataset[0], published, posted))
         progress(f"{service.setting.name}: message {len(sent)}/{messages}: publish → POST {posted - published:.1f} s")
     service.wait_for_runs_to_finish(120)
@@ -404,20 +381,25 @@ def many_datasets(service: Service, count: int, progress: Progress) -> dict[str,
     for dataset in datasets:
         service.publish(dataset)
     published = time.time()
-    posts = service.shared.posts.wait([dataset_id for dataset_id, _ in datasets], 900)
+    posts = list(service.shared.posts.wait([dataset_id for dataset_id, _ in datasets], MANY_DATASETS_TIMEOUT).values())
     service.wait_for_runs_to_finish(300)
-    records = {name: record for name, record in service.run_records().items() if name in dict(datasets)}
-    created = [record.create_timestamp.timestamp() for record in records.values()]
-    succeeded = sum(record.dagster_run.status == dg.DagsterRunStatus.SUCCESS for record in records.values())
+    records = service.run_records({dataset_id for dataset_id, _ in datasets})
+    created = [record.create_timestamp.timestamp() for record in records]
+    succeeded = sum(record.dagster_run.status == dg.DagsterRunStatus.SUCCESS for record in records)
+    nan = float("nan")
     result = {
         "publishing": published - started,
-        "last_post": max(posts) - started,
-        "first_post": min(posts) - started,
+        "last_post": max(posts) - started if len(posts) == count else nan,
+        "first_post": min(posts) - started if posts else nan,
         "last_created": max(created) - started,
+        "posts": float(len(posts)),
         "runs": float(len(records)),
         "succeeded": float(succeeded),
     }
-    progress(f"{service.setting.name}: {count} datasets: publish → last POST {result['last_post']:.1f} s")
+    progress(
+        f"{service.setting.name}: {count} datasets: {len(posts)} POSTs, {len(records)} runs ({succeeded} succeeded), "
+        f"publish → last POST {result['last_post']:.1f} s"
+    )
     return result
 
 
@@ -456,70 +438,59 @@ def many_rows(case: str, count: int, result: dict[str, float], baseline: float |
         ),
         row(MANY, case, "  publishing the messages", result["publishing"], "s", runs=1),
         row(MANY, case, "  datasets synced per minute", count / whole * 60, "datasets/min", runs=1),
+        row(
+            MANY,
+            case,
+            f"datasets POSTed (within {MANY_DATASETS_TIMEOUT} s)",
+            result["posts"],
+            "datasets",
+            "datasets",
+            result["posts"] / count,
+            runs=1,
+        ),
         row(MANY, case, "runs created", result["runs"], "runs", "datasets", result["runs"] / count, runs=1),
         row(MANY, case, "runs succeeded", result["succeeded"], "runs", "datasets", result["succeeded"] / count, runs=1),
     ]
 
 
-def measure(workdir: Path, quick: bool, progress: Progress) -> list[Row]:
-    """Run every setting (only the shipped one with `quick`) and return the table rows."""
+def measure(workdir: Path, quick: bool, progress: Progress, parts: tuple[str, ...] = ("latency", "many")) -> list[Row]:
+    """Run every setting (only the shipped one with `quick`) and return the table rows.
+
+    Each setting's rows also go to `progress` as soon as they are measured.
+    """
     messages, variant_messages, count = (2, 0, 5) if quick else (10, 5, 50)
     rows: list[Row] = []
     many: list[Row] = []
+
+    def add(into: list[Row], new: list[Row]) -> None:
+        into += new
+        progress("\n" + print_table(new))
+
     with shared_environment(workdir) as shared:
         with running(shared, SHIPPED, progress) as service:
             times = latency(service, messages, progress)
-            rows += latency_rows(SHIPPED.name, times, None)
+            add(rows, latency_rows(SHIPPED.name, times, None))
             baseline = statistics.median(item.posted - item.published for item in times)
-            shipped_many = many_datasets(service, count, progress)
-            many += many_rows(SHIPPED.name, count, shipped_many, None)
-        for setting in LATENCY_VARIANTS if not quick else ():
+            if "many" in parts:
+                shipped_many = many_datasets(service, count, progress)
+                add(many, many_rows(SHIPPED.name, count, shipped_many, None))
+        for setting in LATENCY_VARIANTS if not quick and "latency" in parts else ():
             with running(shared, setting, progress) as service:
-                rows += latency_rows(setting.name, latency(service, variant_messages, progress), baseline)
-        for setting in MANY_VARIANTS if not quick else ():
+                add(rows, latency_rows(setting.name, latency(service, variant_messages, progress), baseline))
+        for setting in MANY_VARIANTS if not quick and "many" in parts else ():
             with running(shared, setting, progress) as service:
-                many += many_rows(
-                    setting.name, count, many_datasets(service, count, progress), shipped_many["last_post"]
-                )
+                result = many_datasets(service, count, progress)
+                add(many, many_rows(setting.name, count, result, shipped_many["last_post"]))
     return rows + many
-
-
-def format_table(rows: list[Row]) -> str:
-    header = ("group", "case", "measure", "value", "unit", "ratio", "baseline", "target", "runs")
-
-    def number(value: float) -> str:
-        return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.1f}" if abs(value) >= 10 else f"{value:.2f}"
-
-    lines = [
-        (
-            str(item["group"]),
-            str(item["case"]),
-            str(item["what"]),
-            number(float(item["value"])),
-            str(item["unit"]),
-            "" if item["ratio"] is None else f"{number(float(item['ratio']))}×",
-            str(item["baseline"] or ""),
-            f"{item['target']} {'MET' if item['met'] else 'MISSED'}"
-            if item["met"] is not None
-            else str(item["target"]),
-            str(item["runs"]),
-        )
-        for item in rows
-    ]
-    widths = [max(len(line[column]) for line in [header, *lines]) for column in range(len(header))]
-    rule = "-+-".join("-" * width for width in widths)
-    text = [" | ".join(cell.ljust(width) for cell, width in zip(header, widths, strict=True)), rule]
-    for index, line in enumerate(lines):
-        if index and line[:2] != lines[index - 1][:2]:
-            text.append(rule)
-        text.append(" | ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)))
-    return "\n".join(text)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="shipped settings only, 2 messages, 5 datasets (CI)")
     parser.add_argument("--json", type=Path, help="write the rows here")
+    parser.add_argument(
+        "--only", nargs="+", choices=("latency", "many"), default=["latency", "many"], help="run only these parts"
+    )
     parser.add_argument("--workdir", type=Path, help="parent of the temporary directory (default: $TMPDIR)")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up as on Ctrl-C
@@ -529,8 +500,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: [{time.monotonic() - started:6.0f} s] {message}", flush=True)
 
     with tempfile.TemporaryDirectory(prefix="bpsync-daemon-bench-", dir=args.workdir) as workdir:
-        rows = measure(Path(workdir), args.quick, progress)
-    table = format_table(rows)
+        rows = measure(Path(workdir), args.quick, progress, tuple(args.only))
+    table = print_table(rows)
     print(f"\n{table}\n\nbench: done in {time.monotonic() - started:.0f} s", flush=True)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -39,6 +39,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
+import daemon_runs  # noqa: E402  (a script of this folder, as this one)
+import results_table  # noqa: E402
+
 KiB, MiB, GiB = 1024, 1024**2, 1024**3
 SAMPLE_SECONDS = 0.05
 
@@ -640,20 +643,7 @@ class Bench:
     ) -> None:
         if met is not None and (value != value or (ratio is not None and ratio != ratio)):
             met = None  # not measurable here (e.g. the run took less than the fixed cost)
-        self.rows.append(
-            {
-                "group": group,
-                "case": case,
-                "what": what,
-                "value": value,
-                "unit": unit,
-                "baseline": baseline,
-                "ratio": ratio,
-                "target": target,
-                "met": met,
-                "runs": runs,
-            }
-        )
+        self.rows.append(results_table.row(group, case, what, value, unit, baseline, ratio, target, met, runs))
 
 
 def median(values: list[float]) -> float:
@@ -933,53 +923,6 @@ def bench_small_files(bench: Bench, dataset: Dataset, repeat: int, s3_repeat: in
 # --------------------------------------------------------------------------------------------------
 
 
-def _format_value(value: float) -> str:
-    if value != value:  # nan
-        return "n/a"
-    if abs(value) >= 100:
-        return f"{value:,.0f}"
-    if abs(value) >= 10:
-        return f"{value:.1f}"
-    return f"{value:.2f}"
-
-
-def print_table(rows: list[dict[str, object]]) -> str:
-    header = ("group", "case", "measure", "median", "unit", "ratio", "baseline", "target", "runs")
-    lines = []
-    for row in rows:
-        ratio = "" if row["ratio"] is None else f"{_format_value(row['ratio'])}×"
-        target = row["target"]
-        if row["met"] is not None:
-            target = f"{target} {'MET' if row['met'] else 'MISSED'}"
-        elif target and row["target"]:
-            target = f"{target} (not measurable)"
-        lines.append(
-            (
-                row["group"],
-                row["case"],
-                row["what"],
-                _format_value(row["value"]),
-                row["unit"],
-                ratio,
-                row["baseline"] or "",
-                target,
-                str(row["runs"]),
-            )
-        )
-    widths = [max(len(str(item[i])) for item in [header, *lines]) for i in range(len(header))]
-    text = [
-        " | ".join(str(cell).ljust(width) for cell, width in zip(header, widths, strict=True)),
-        "-+-".join("-" * width for width in widths),
-    ]
-    previous = None
-    for line in lines:
-        if previous is not None and line[0] != previous:
-            text.append("-+-".join("-" * width for width in widths))
-        previous = line[0]
-        text.append(" | ".join(str(cell).ljust(width) for cell, width in zip(line, widths, strict=True)))
-    return "\n".join(text)
-
-
 def machine() -> dict[str, str]:
     def run(command: list[str]) -> str:
         try:
@@ -1037,7 +980,7 @@ PROFILES = {
     },
 }
 
-PARTS = ("fixed", "throughput", "memory", "small")
+PARTS = ("fixed", "throughput", "memory", "small", "latency", "many")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1114,7 +1057,7 @@ def main(argv: list[str] | None = None) -> int:
             if "fixed" in args.only or "throughput" in args.only:
                 progress("fixed cost (1 KiB dataset)")
                 fixed = bench_fixed_cost(bench, fixed_repeat)
-                save(bench, print_table(bench.rows))
+                save(bench, results_table.print_table(bench.rows))
             if "memory" in args.only:
                 (small_name, _, small_size), (large_name, _, large_size) = profile["memory"]
                 progress("making the memory datasets")
@@ -1124,14 +1067,14 @@ def main(argv: list[str] | None = None) -> int:
                 bench_memory(bench, small, large, repeat)
                 bench.remove_dataset_bodies(small)
                 bench.remove_dataset_bodies(large)
-                save(bench, print_table(bench.rows))
+                save(bench, results_table.print_table(bench.rows))
             if "small" in args.only:
                 name, count, size = profile["small"]
                 progress(f"making {count} small files")
                 dataset = bench.make_dataset(name, count, size)
                 progress("small files")
                 bench_small_files(bench, dataset, repeat, s3_repeat)
-                save(bench, print_table(bench.rows))
+                save(bench, results_table.print_table(bench.rows))
             if "throughput" in args.only:
                 for name, count, size in profile["throughput"]:
                     progress(f"making {count}×{_size_label(size)} ({name})")
@@ -1139,8 +1082,13 @@ def main(argv: list[str] | None = None) -> int:
                     progress(f"throughput {dataset.label()}")
                     bench_throughput(bench, [dataset], repeat, s3_repeat, fixed)
                     bench.remove_dataset_bodies(dataset)
-                    save(bench, print_table(bench.rows))
-            table = print_table(bench.rows)
+                    save(bench, results_table.print_table(bench.rows))
+            daemon_parts = tuple(part for part in ("latency", "many") if part in args.only)
+            if daemon_parts:
+                progress(f"with the daemon: {', '.join(daemon_parts)}")
+                bench.rows += daemon_runs.measure(workdir / "daemon", args.quick, progress, daemon_parts)
+                save(bench, results_table.print_table(bench.rows))
+            table = results_table.print_table(bench.rows)
             elapsed = time.monotonic() - started
             print()
             print(table)

@@ -13,6 +13,7 @@ from bpsync_dagster.configuration import service_settings
 from bpsync_dagster.inventory import DATASET_PARTITIONS, failed_sync_evaluation
 from bpsync_dagster.jobs import DATASET_TAG, sync_dataset
 from bpsync_dagster.jobs.failures import failure_reason
+from bpsync_dagster.jobs.sync_dataset import post_manifest
 from bpsync_dagster.resources import BrokerResource
 from bpsync_dagster.sensors.mapping_poller import CORRELATION_TAG, MappingPoller
 
@@ -52,6 +53,11 @@ def build_mapping_sensor(interval_seconds: int) -> dg.SensorDefinition:
     return dataset_mapping_sensor
 
 
+def _manifest_delivered(instance: dg.DagsterInstance, run_id: str) -> bool:
+    successes = instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_SUCCESS)
+    return any(entry.step_key == post_manifest.name for entry in successes)
+
+
 def _original_message(run: dg.DagsterRun) -> bytes:
     config = run.run_config.get("ops", {}).get("fetch_file_records", {}).get("config", {})
     message = {
@@ -77,6 +83,10 @@ def failed_sync_reporter(context: dg.RunFailureSensorContext, broker: BrokerReso
     dataset_id = run.tags.get(DATASET_TAG, "unknown dataset")
     if run.tags.get(WILL_RETRY_TAG) == "true":
         context.log.info(f"run {run.run_id} of {dataset_id} failed and will be retried: no info-error yet")
+        return
+    if _manifest_delivered(context.instance, run.run_id):
+        # The process died after the remote accepted the manifest: the dataset is synced.
+        context.log.info(f"run {run.run_id} of {dataset_id} failed after its manifest was delivered: no info-error")
         return
     step_failures = context.get_step_failure_events()
     cause = failure_reason(step_failures[0]) if step_failures else context.failure_event.message
