@@ -38,8 +38,8 @@ def main() -> None:
     total = 0
     for line in args.profile.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
-        if not stack:
-            continue
+        if not stack or not count.isdigit():
+            continue  # a frame name with a line break in it continues on this line
         frames = stack.split(";")
         thread = next((frame for frame in frames if frame.startswith("thread ")), "?")
         if args.thread and args.thread not in thread:
