@@ -27,11 +27,12 @@ def latest_check(instance: dg.DagsterInstance, dataset_id: str) -> dg.AssetCheck
     raise AssertionError(f"no check result for {dataset_id}")
 
 
-def run_audit(instance: dg.DagsterInstance, resync_drifted: bool = False) -> dict[str, list[str]]:
+def run_audit(
+    instance: dg.DagsterInstance, resync_drifted: bool = False, verify_checksums: bool = False
+) -> dict[str, list[str]]:
+    config = {"resync_drifted": resync_drifted, "verify_checksums": verify_checksums}
     result = audit_sync.execute_in_process(
-        instance=instance,
-        resources=RESOURCES,
-        run_config={"ops": {"audit_sync_storage": {"config": {"resync_drifted": resync_drifted}}}},
+        instance=instance, resources=RESOURCES, run_config={"ops": {"audit_sync_storage": {"config": config}}}
     )
     assert result.success
     return result.output_for_node("audit_sync_storage")
@@ -98,6 +99,18 @@ def test_audit_finds_drift_resyncs_it_and_backfill_syncs_only_what_never_was(
     )
     assert latest_check(instance, intact).passed
     assert not latest_check(instance, never).passed and "never synced" in latest_check(instance, never).description
+
+    intact_object = node.sync_dir / datasets[intact][0].path
+    original = intact_object.read_bytes()
+    intact_object.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))  # same size, one bit of the body
+    assert run_audit(instance)["in_sync"] == [intact]
+    assert run_audit(instance, verify_checksums=True)["drifted"] == [deleted, truncated, intact]
+    (problem,) = latest_check(instance, intact).metadata["problems"].value
+    assert problem.startswith(
+        f"{datasets[intact][0].accession_id} ({datasets[intact][0].path}): {intact_object}: body sha256 "
+    )
+    assert problem.endswith(" is not the ARCHIVED checksum")
+    intact_object.write_bytes(original)
 
     resync = run_audit(instance, resync_drifted=True)
     assert len(resync["resync_runs"]) == 2

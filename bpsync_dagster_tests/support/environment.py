@@ -39,6 +39,12 @@ ARCHIVE_BUCKET = "archive"
 SECRETS = (DAGSTER_DB_PASSWORD, SDA_DB_PASSWORD, REMOTE_PASSWORD, NODE_PASSPHRASE, SECRET_KEY)
 
 
+def assert_no_secret(text: str, where: str) -> None:
+    """Every `bpsync` the tests run and every daemon and webserver log they read pass through here."""
+    leaked = [secret for secret in SECRETS if secret in text]
+    assert not leaked, f"{where} shows {len(leaked)} secret(s) of the test configuration"
+
+
 def _admin_execute(*statements: str) -> None:
     with closing(psycopg2.connect(sda_database.SERVER_DSN)) as connection:
         connection.autocommit = True
@@ -293,7 +299,7 @@ class Node:
 
     def bpsync(self, *arguments: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         """Run the real `bpsync` command in a fresh process, from an unrelated directory."""
-        return subprocess.run(
+        result = subprocess.run(
             [sys.executable, "-m", "bpsync_dagster.cli", *arguments],
             cwd=self.root,
             env=self.environment(),
@@ -301,6 +307,8 @@ class Node:
             text=True,
             timeout=timeout,
         )
+        assert_no_secret(result.stdout + result.stderr, f"`bpsync {' '.join(arguments)}`")
+        return result
 
     def synced_object(self, path: str) -> bytes | None:
         """The object written under `path` in sync storage, wherever roll-over put it."""

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bpsync_dagster_tests.support.environment import PROJECT_ROOT
+from bpsync_dagster_tests.support.environment import PROJECT_ROOT, assert_no_secret
 
 
 class ServiceProcess:
@@ -58,6 +58,7 @@ class ServiceProcess:
             os.killpg(self._process.pid, signal.SIGKILL)
             self._process.wait()
         self._process = None
+        assert_no_secret(self.log(), f"the log of {self._command[0]}")
 
     def log(self) -> str:
         return self._log_path.read_text(errors="replace") if self._log_path.exists() else ""

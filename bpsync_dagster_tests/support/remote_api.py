@@ -10,6 +10,7 @@ import binascii
 import hmac
 import json
 import logging
+import signal
 import sys
 import threading
 import time
@@ -219,6 +220,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--password", required=True)
     parser.add_argument("--schema", type=Path, required=True, help="path of bigpicture/file-sync.json")
     args = parser.parse_args(argv)
+    # A shell that starts a command in the background makes it ignore SIGINT: Ctrl-C must still stop it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
     api = StandInRemoteApi(
         args.user,

@@ -266,4 +266,4 @@ def test_remote_api_script_prints_accepted_bodies() -> None:
         assert json.loads(process.stdout.readline()) == VALID_BODY
     finally:
         process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=5) == 0
+        assert process.wait(timeout=10) == 0

@@ -1,0 +1,41 @@
+"""The one `Definitions` object: what the code location offers the daemon and the UI, from the configuration."""
+
+import dagster as dg
+import pytest
+
+from bpsync_dagster.configuration import service_settings
+from bpsync_dagster.definitions import defs
+from bpsync_dagster.inventory import DATASET_PARTITIONS, MATCHES_SDA_CHECK, SYNCED_DATASET
+from bpsync_dagster_tests.support.environment import Node
+
+
+def test_the_audit_schedule_comes_from_the_configuration_and_runs_under_the_daemon(
+    make_node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    node: Node = make_node()
+    node.extra_env = {"SYNC_AUDIT_CRON": "15 2 * * 1", "SYNC_AUDIT_VERIFYCHECKSUMS": "true"}
+    for key, value in node.environment().items():
+        monkeypatch.setenv(key, value)
+    service_settings.cache_clear()
+    try:
+        definitions = defs()
+    finally:
+        service_settings.cache_clear()
+
+    schedule = definitions.resolve_schedule_def("audit_sync_schedule")
+    assert schedule.cron_schedule == "15 2 * * 1"
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    assert schedule.job_name == "audit_sync"
+    request = schedule.evaluate_tick(dg.build_schedule_context()).run_requests[0]
+    assert request.run_config["ops"]["audit_sync_storage"]["config"] == {
+        "verify_checksums": True,
+        "resync_drifted": False,
+    }
+    assert {sensor.name for sensor in definitions.sensors} == {
+        "dataset_mapping_sensor",
+        "failed_sync_reporter",
+        "dead_run_reaper",
+    }
+    asset = definitions.resolve_assets_def(SYNCED_DATASET)
+    assert asset.partitions_def == DATASET_PARTITIONS
+    assert dg.AssetCheckKey(SYNCED_DATASET, MATCHES_SDA_CHECK) in definitions.resolve_asset_graph().asset_check_keys
