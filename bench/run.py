@@ -260,26 +260,6 @@ def _size_label(size: int) -> str:
     return f"{size} B"
 
 
-# --------------------------------------------------------------------------------------------------
-# The node: the tests' `Node`, with databases of the benchmark's own
-# --------------------------------------------------------------------------------------------------
-
-
-def _bench_node_class():
-    from bpsync_dagster_tests.support.environment import Node
-
-    @dataclass
-    class BenchNode(Node):
-        sda_database_name: str = ""
-
-        def config(self) -> dict[str, object]:
-            config = super().config()
-            config["db"]["database"] = self.sda_database_name
-            return config
-
-    return BenchNode
-
-
 class Bench:
     def __init__(self, workdir: Path, quick: bool) -> None:
         self.workdir = workdir
@@ -343,10 +323,8 @@ class Bench:
         self.remote.start()
         self.stack.callback(self.remote.stop)
 
-        node_class = _bench_node_class()
-
-        def node(archive: str, sync: str) -> "Node":  # noqa: F821
-            return node_class(
+        def node(archive: str, sync: str) -> daemon_runs.BenchNode:
+            return daemon_runs.BenchNode(
                 root=self.workdir / "node",
                 archive=archive,
                 sync=sync,

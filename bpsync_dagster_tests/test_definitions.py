@@ -14,9 +14,7 @@ def test_the_audit_schedule_comes_from_the_configuration_and_runs_under_the_daem
 ) -> None:
     node: Node = make_node()
     node.extra_env = {"SYNC_AUDIT_CRON": "15 2 * * 1", "SYNC_AUDIT_VERIFYCHECKSUMS": "true"}
-    for key, value in node.environment().items():
-        monkeypatch.setenv(key, value)
-    service_settings.cache_clear()
+    node.configure_this_process(monkeypatch)
     try:
         definitions = defs()
     finally:

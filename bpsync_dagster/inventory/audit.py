@@ -5,14 +5,13 @@ re-encrypted header plus its archived body, and (when asked, since it reads ever
 must have the `ARCHIVED` checksum.
 """
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bpsync_dagster.c4gh import NodeKeys, reencrypt_header
 from bpsync_dagster.sda_database import FileRecord
 from bpsync_dagster.storage import SyncStorage
-from bpsync_dagster.storage.transfer import READ_SIZE
+from bpsync_dagster.storage.transfer import rest_sha256
 
 
 @dataclass(frozen=True)
@@ -94,12 +93,9 @@ def _inspect(
         ), 0
     if not verify_checksums or not record.archived_sha256:
         return None, 0
-    digest, read = hashlib.sha256(), 0
     with placement.open() as stream:
         stream.read(len(header))
-        while chunk := stream.read(READ_SIZE):
-            digest.update(chunk)
-            read += len(chunk)
-    if digest.hexdigest() != record.archived_sha256.lower():
-        return f"{placement.describe()}: body sha256 {digest.hexdigest()} is not the ARCHIVED checksum", read
+        body_sha256, read = rest_sha256(stream)
+    if body_sha256 != record.archived_sha256.lower():
+        return f"{placement.describe()}: body sha256 {body_sha256} is not the ARCHIVED checksum", read
     return None, read

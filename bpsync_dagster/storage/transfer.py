@@ -4,6 +4,7 @@ import hashlib
 import time
 from contextlib import closing
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from bpsync_dagster.sda_database import FileRecord
 from bpsync_dagster.storage.archive import ArchiveStorage
@@ -86,10 +87,16 @@ def _holds(placement: Placement, header: bytes, total_size: int, archived_sha256
     """Whether the object already is `header` + a body with the ARCHIVED checksum."""
     if archived_sha256 is None or placement.size() != total_size:
         return False
-    digest = hashlib.sha256()
     with placement.open() as stream:
         if stream.read(len(header)) != header:
             return False
-        while chunk := stream.read(READ_SIZE):
-            digest.update(chunk)
-    return digest.hexdigest() == archived_sha256.lower()
+        return rest_sha256(stream)[0] == archived_sha256.lower()
+
+
+def rest_sha256(stream: BinaryIO) -> tuple[str, int]:
+    """The sha256 (hex) and the length of what is left to read of `stream`."""
+    digest, length = hashlib.sha256(), 0
+    while chunk := stream.read(READ_SIZE):
+        digest.update(chunk)
+        length += len(chunk)
+    return digest.hexdigest(), length

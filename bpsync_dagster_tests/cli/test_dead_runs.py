@@ -4,7 +4,6 @@ never while the process is alive, and re-executing it finishes the dataset."""
 import os
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -13,6 +12,7 @@ import dagster as dg
 from bpsync_dagster.sensors import dead_run_reaper
 from bpsync_dagster_tests.support.daemon import wait_until
 from bpsync_dagster_tests.support.environment import Node, SeededFile
+from bpsync_dagster_tests.support.faults import read_until, run_id_of, start_bpsync
 
 HANG_SECONDS = 25.0
 
@@ -24,19 +24,10 @@ def sync_hanging_on_the_post(node: Node, name: str) -> Iterator[tuple[subprocess
     files = node.add_dataset(dataset_id, [(f"{name}/{index}.c4gh", os.urandom(2000 + index)) for index in range(2)])
     attempts = node.remote.attempts
     node.remote.fail_next_by_hanging(1, HANG_SECONDS)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bpsync_dagster.cli", "sync", dataset_id],
-        cwd=node.root,
-        env=node.environment(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    process = start_bpsync(node, "sync", dataset_id)
     try:
-        assert process.stdout is not None
-        first_line = process.stdout.readline()
-        run_id = first_line.rstrip().rpartition(" run ")[2]
-        assert len(run_id) == 36, first_line
+        run_id = run_id_of("".join(read_until(process, " run ")))
+        assert len(run_id) == 36, run_id
         wait_until(lambda: node.remote.attempts > attempts, 60, "the POST of the sync")
         yield process, run_id, files
     finally:

@@ -8,23 +8,19 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from bpsync_dagster.configuration import service_settings
-from bpsync_dagster.inventory import MATCHES_SDA_CHECK, SYNCED_DATASET
+from bpsync_dagster.inventory import SYNCED_DATASET
 from bpsync_dagster.jobs.audit_sync import audit_sync
 from bpsync_dagster.resources import RESOURCES
 from bpsync_dagster.sync_runs import LAUNCHED_BY_TAG
+from bpsync_dagster_tests.support.asset_checks import latest_check_evaluation
 from bpsync_dagster_tests.support.daemon import Daemon, wait_until
 from bpsync_dagster_tests.support.environment import Node, SeededFile
 
-CHECK_KEY = dg.AssetCheckKey(SYNCED_DATASET, MATCHES_SDA_CHECK)
-
 
 def latest_check(instance: dg.DagsterInstance, dataset_id: str) -> dg.AssetCheckEvaluation:
-    for record in instance.event_log_storage.get_asset_check_execution_history(CHECK_KEY, limit=1000):
-        evaluation = record.event.asset_check_evaluation if record.event else None
-        if evaluation is not None and evaluation.partition == dataset_id:
-            return evaluation
-    raise AssertionError(f"no check result for {dataset_id}")
+    evaluation = latest_check_evaluation(instance, dataset_id)
+    assert evaluation is not None, f"no check result for {dataset_id}"
+    return evaluation
 
 
 def run_audit(
@@ -56,10 +52,7 @@ def test_audit_finds_drift_resyncs_it_and_backfill_syncs_only_what_never_was(
 ) -> None:
     node: Node = make_isolated_node("posix", "posix")
     node.extra_env = {"SYNC_CENTERPREFIX": f"SYNC-{node.prefix}-"}
-    for key, value in node.environment().items():
-        monkeypatch.setenv(key, value)
-    service_settings.cache_clear()
-    instance = node.instance()
+    instance = node.configure_this_process(monkeypatch)
     datasets: dict[str, list[SeededFile]] = {}
     for name, count in (("deleted", 2), ("truncated", 2), ("intact", 1), ("never", 1)):
         dataset_id = node.dataset_id(name)

@@ -3,9 +3,9 @@ run whose process died after its manifest was delivered (the dataset is synced).
 
 import dagster as dg
 
-from bpsync_dagster.inventory import MATCHES_SDA_CHECK, SYNCED_DATASET
 from bpsync_dagster.resources import BrokerResource
 from bpsync_dagster.sensors import failed_sync_reporter
+from bpsync_dagster_tests.support.asset_checks import latest_check_evaluation
 from bpsync_dagster_tests.support.environment import Node
 from bpsync_dagster_tests.support.rabbitmq import topology
 from bpsync_dagster_tests.support.sensor_ticks import configure_sensor
@@ -24,15 +24,6 @@ def report(instance: dg.DagsterInstance, run_id: str) -> None:
     failed_sync_reporter(context)
 
 
-def latest_check(instance: dg.DagsterInstance, dataset_id: str) -> dg.AssetCheckEvaluation | None:
-    key = dg.AssetCheckKey(SYNCED_DATASET, MATCHES_SDA_CHECK)
-    for record in instance.event_log_storage.get_asset_check_execution_history(key, limit=1000):
-        evaluation = record.event.asset_check_evaluation if record.event else None
-        if evaluation is not None and evaluation.partition == dataset_id:
-            return evaluation
-    return None
-
-
 def test_a_failed_sync_gets_an_info_error_and_a_failed_check(sensor_node: Node, monkeypatch) -> None:
     with topology(sensor_node.prefix, "stream") as names:
         instance = configure_sensor(sensor_node, monkeypatch, names)
@@ -44,7 +35,7 @@ def test_a_failed_sync_gets_an_info_error_and_a_failed_check(sensor_node: Node, 
         ((body, _),) = names.error_messages()
     assert body["error"] == "Dataset sync failed in sync service"
     assert failed.dataset_id in body["reason"] and failed.files[-1].accession_id in body["reason"]
-    check = latest_check(instance, failed.dataset_id)
+    check = latest_check_evaluation(instance, failed.dataset_id)
     assert check is not None and not check.passed
     assert check.metadata["run_id"].value == failed.run_id
 
@@ -63,5 +54,5 @@ def test_a_run_that_died_after_delivering_its_manifest_reports_nothing(sensor_no
         report(instance, run_id)
 
         assert names.error_messages() == []
-    check = latest_check(instance, dataset_id)
+    check = latest_check_evaluation(instance, dataset_id)
     assert check is not None and check.passed

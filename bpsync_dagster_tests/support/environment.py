@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg2
+import pytest
 import yaml
 from crypt4gh import header as c4gh_header
 from dagster import DagsterInstance
 
+from bpsync_dagster.configuration import service_settings
 from bpsync_dagster_tests.support import crypt4gh_files, sda_database
 from bpsync_dagster_tests.support.remote_api import StandInRemoteApi
 from bpsync_dagster_tests.support.s3_server import ACCESS_KEY, SECRET_KEY, S3Server
@@ -344,6 +346,14 @@ class Node:
         assert data is not None, f"{path} is not in sync storage"
         header, body = split_crypt4gh(data)
         return crypt4gh_files.decrypt(header, body, self.receiver_keys.secret_key)
+
+    def configure_this_process(self, monkeypatch: pytest.MonkeyPatch) -> DagsterInstance:
+        """Put the node's configuration in this process's environment (for code that runs in-process)
+        and return its Dagster instance."""
+        for key, value in self.environment().items():
+            monkeypatch.setenv(key, value)
+        service_settings.cache_clear()
+        return self.instance()
 
     def instance(self) -> DagsterInstance:
         for key, value in self.dagster_env.items():

@@ -3,7 +3,6 @@
 import dagster as dg
 import pytest
 
-from bpsync_dagster.configuration import service_settings
 from bpsync_dagster.resources import BrokerResource
 from bpsync_dagster.sensors import build_mapping_sensor
 from bpsync_dagster_tests.support.environment import Node
@@ -13,10 +12,7 @@ from bpsync_dagster_tests.support.rabbitmq import Topology
 def configure_sensor(node: Node, monkeypatch: pytest.MonkeyPatch, names: Topology, **extra: str) -> dg.DagsterInstance:
     """Point the service's configuration at `names` (plus `extra` env) and return the Dagster instance."""
     node.extra_env = {"BROKER_QUEUE": names.mapping_queue, "BROKER_EXCHANGE": names.exchange, **extra}
-    for key, value in node.environment().items():
-        monkeypatch.setenv(key, value)
-    service_settings.cache_clear()
-    return node.instance()
+    return node.configure_this_process(monkeypatch)
 
 
 def evaluate_tick(instance: dg.DagsterInstance, cursor: str | None) -> dg.SensorResult:

@@ -18,7 +18,6 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
-from bpsync_dagster.configuration import service_settings
 from bpsync_dagster.jobs.audit_sync import audit_sync
 from bpsync_dagster.resources import RESOURCES
 from bpsync_dagster_tests.support.environment import PROJECT_ROOT, Node
@@ -155,10 +154,8 @@ def test_the_asset_catalog_lists_synced_datasets_with_their_audit(
         paths[dataset_id] = node.sync_dir / item.path
         assert node.bpsync("sync", dataset_id).returncode == 0
     paths[drifted].unlink()
-    for key, value in node.environment().items():
-        monkeypatch.setenv(key, value)
-    service_settings.cache_clear()
-    assert audit_sync.execute_in_process(instance=node.instance(), resources=RESOURCES).success
+    instance = node.configure_this_process(monkeypatch)
+    assert audit_sync.execute_in_process(instance=instance, resources=RESOURCES).success
 
     webserver = start_webserver(node)
     graphql(webserver.url, "mutation { setNuxSeen }")

@@ -1,0 +1,16 @@
+"""The results of the `matches_sda_database` check, as the tests read them back from the instance."""
+
+import dagster as dg
+
+from bpsync_dagster.inventory import MATCHES_SDA_CHECK, SYNCED_DATASET
+
+CHECK_KEY = dg.AssetCheckKey(SYNCED_DATASET, MATCHES_SDA_CHECK)
+
+
+def latest_check_evaluation(instance: dg.DagsterInstance, dataset_id: str) -> dg.AssetCheckEvaluation | None:
+    """The dataset's latest result of the check, if it has one."""
+    for record in instance.event_log_storage.get_asset_check_execution_history(CHECK_KEY, limit=1000):
+        evaluation = record.event.asset_check_evaluation if record.event else None
+        if evaluation is not None and evaluation.partition == dataset_id:
+            return evaluation
+    return None
