@@ -28,6 +28,7 @@ from bpsync_dagster_tests.support.faults import (
     wait_for,
     witnessed_remote,
 )
+from bpsync_dagster_tests.support.interruptible_s3_server import InterruptibleS3Server
 
 MIB = 1024 * 1024
 FILES = 6
@@ -154,20 +155,26 @@ def test_a_killed_sync_is_finished_by_reexecution(make_node, witness: ManifestWi
 
 def test_a_killed_s3_upload_is_aborted_by_the_reexecution(make_node, witness: ManifestWitness, tmp_path: Path) -> None:
     node = trial_node(make_node, witness, tmp_path, "s3")
-    dataset_id = node.dataset_id("killed-upload")
-    files = node.add_dataset(dataset_id, [("killed/upload.c4gh", os.urandom(16 * MIB))])
-    witness.expect(dataset_id, files)
-    process = start_bpsync(node, "sync", dataset_id)
-    try:
-        lines = read_until(process, "copy_files ...")
-        wait_for(lambda: node.sync_buckets() and open_multipart_uploads(node), timeout=120, interval=0.005)
-    finally:
-        process.kill()
-        process.wait()
+    with InterruptibleS3Server() as private_s3:
+        node.s3 = private_s3
+        dataset_id = node.dataset_id("killed-upload")
+        files = node.add_dataset(dataset_id, [("killed/upload.c4gh", os.urandom(16 * MIB))])
+        witness.expect(dataset_id, files)
+        stall = private_s3.stall_at_upload_part(2)
+        process = start_bpsync(node, "sync", dataset_id)
+        try:
+            lines = read_until(process, "copy_files ...")
+            assert stall.arrived.wait(timeout=120), "the upload never reached its second part"
+        finally:
+            process.kill()
+            process.wait()
+            stall.released.set()
+        left_open = open_multipart_uploads(node)
 
-    resumed = node.bpsync("reexecute", run_id_of("".join(lines)))
+        resumed = node.bpsync("reexecute", run_id_of("".join(lines)))
 
-    assert resumed.returncode == 0, resumed.stderr
-    assert node.decrypt_synced(files[0].path) == files[0].plaintext
-    assert witness.posts[dataset_id] == 1 and witness.problems == []
-    assert_no_open_multipart_uploads(node)
+        assert left_open, "the killed run left no multipart upload to abort"
+        assert resumed.returncode == 0, resumed.stderr
+        assert node.decrypt_synced(files[0].path) == files[0].plaintext
+        assert witness.posts[dataset_id] == 1 and witness.problems == []
+        assert_no_open_multipart_uploads(node)
