@@ -10,6 +10,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,8 @@ MAX_PARTS = 10_000
 DIRECTORY_MODE = 0o750
 FILE_MODE = 0o640
 WRITE_BACK_BYTES = 64 * 1024 * 1024
+PARTS_IN_FLIGHT = 2
+PARTS_IN_FLIGHT_PER_ENTRY = 4
 
 
 class StagedObject(Protocol):
@@ -191,17 +194,25 @@ def _partials_by_name(directory: Path) -> dict[str, list[Path]]:
 
 
 class S3Staged:
-    """Writes go into one buffer of a part's size (or the object's, if smaller), sent as a part
-    whenever it is full: the memory of an upload is one part whatever the object's size."""
+    """Writes fill a buffer of a part's size (or the object's, if smaller); each full buffer is sent as
+    a part in the background while the next one fills. An upload has at most PARTS_IN_FLIGHT parts
+    in flight, and the uploads of one S3 entry share `part_slots`: memory stays a few parts per
+    file whatever the object's size."""
 
-    def __init__(self, client: BaseClient, bucket: str, key: str, part_size: int, size: int) -> None:
+    def __init__(
+        self, client: BaseClient, bucket: str, key: str, part_size: int, size: int, part_slots: threading.Semaphore
+    ) -> None:
         self._client = client
         self._bucket = bucket
         self._key = key
         self._buffer = bytearray(max(1, min(part_size, size)))
         self._filled = 0
+        self._spare_buffers: list[bytearray] = []
+        self._part_slots = part_slots
         self._upload_id: str | None = None
-        self._parts: list[dict[str, object]] = []
+        self._sender: ThreadPoolExecutor | None = None
+        self._in_flight: dict[int, tuple[Future[str], bytearray]] = {}
+        self._etags: dict[int, str] = {}
 
     def _call(self, action: str, method: str, **arguments: object) -> dict:
         try:
@@ -209,19 +220,44 @@ class S3Staged:
         except (ClientError, BotoCoreError) as error:
             raise s3_error(error, f"{action} s3://{self._bucket}/{self._key}") from None
 
-    def _upload_part(self, data: bytearray) -> None:
+    def _upload_part(self, number: int, data: bytearray) -> str:
+        return self._call("upload part of", "upload_part", UploadId=self._upload_id, PartNumber=number, Body=data)[
+            "ETag"
+        ]
+
+    def _send_part(self, data: bytearray) -> None:
+        """Start uploading `data` as the next part; the upload owns `data` until the part is settled."""
         if self._upload_id is None:
             self._upload_id = self._call("start upload of", "create_multipart_upload")["UploadId"]
-        number = len(self._parts) + 1
-        response = self._call("upload part of", "upload_part", UploadId=self._upload_id, PartNumber=number, Body=data)
-        self._parts.append({"PartNumber": number, "ETag": response["ETag"]})
+            self._sender = ThreadPoolExecutor(max_workers=PARTS_IN_FLIGHT, thread_name_prefix="s3-part")
+        assert self._sender is not None
+        self._settle(keep=PARTS_IN_FLIGHT - 1)
+        number = len(self._etags) + len(self._in_flight) + 1
+        self._part_slots.acquire()
+        try:
+            future = self._sender.submit(self._upload_part, number, data)
+        except BaseException:
+            self._part_slots.release()
+            raise
+        future.add_done_callback(lambda _: self._part_slots.release())
+        self._in_flight[number] = (future, data)
+
+    def _settle(self, keep: int) -> None:
+        """Wait for the oldest parts in flight until at most `keep` remain; a failed part raises."""
+        while len(self._in_flight) > keep:
+            number = min(self._in_flight)
+            future, data = self._in_flight.pop(number)
+            self._etags[number] = future.result()
+            if len(data) == len(self._buffer):
+                self._spare_buffers.append(data)
 
     def write(self, data: bytes) -> None:
         view, capacity = memoryview(data), len(self._buffer)
         while view:
             # A full buffer is sent only once more data comes: the last part goes with `commit`.
             if self._filled == capacity:
-                self._upload_part(self._buffer)
+                self._send_part(self._buffer)
+                self._buffer = self._spare_buffers.pop() if self._spare_buffers else bytearray(capacity)
                 self._filled = 0
             taken = min(capacity - self._filled, len(view))
             self._buffer[self._filled : self._filled + taken] = view[:taken]
@@ -234,21 +270,34 @@ class S3Staged:
             self._call("put", "put_object", Body=rest)
             return
         if rest:
-            self._upload_part(rest)
+            self._send_part(rest)
+        self._settle(keep=0)
+        self._stop_sender()
         self._call(
             "complete upload of",
             "complete_multipart_upload",
             UploadId=self._upload_id,
-            MultipartUpload={"Parts": self._parts},
+            MultipartUpload={
+                "Parts": [{"PartNumber": number, "ETag": etag} for number, etag in sorted(self._etags.items())]
+            },
         )
 
     def abort(self) -> None:
         self._filled = 0
+        for future, _data in self._in_flight.values():
+            future.cancel()
+        self._stop_sender()
+        self._in_flight.clear()
         if self._upload_id is not None:
             try:
                 self._client.abort_multipart_upload(Bucket=self._bucket, Key=self._key, UploadId=self._upload_id)
             except (ClientError, BotoCoreError):
                 pass
+
+    def _stop_sender(self) -> None:
+        if self._sender is not None:
+            self._sender.shutdown(wait=True)
+            self._sender = None
 
 
 class S3Placement:
@@ -285,13 +334,17 @@ class S3Placement:
         self._location.ensure_bucket()
         self._location.abort_stale_uploads(self.key)
         part_size = max(self._location.entry.chunk_size, math.ceil(size / (MAX_PARTS - 1)))
-        return S3Staged(self._location.client, self._location.bucket, self.key, part_size, size)
+        location = self._location
+        return S3Staged(location.client, location.bucket, self.key, part_size, size, location.part_slots)
 
 
 class S3Location:
-    def __init__(self, entry: S3Storage, client: BaseClient, bucket: str, exists: bool) -> None:
+    def __init__(
+        self, entry: S3Storage, client: BaseClient, bucket: str, exists: bool, part_slots: threading.Semaphore
+    ) -> None:
         self.entry = entry
         self.client = client
+        self.part_slots = part_slots
         self.bucket = bucket
         self.max_objects = entry.max_objects
         self.max_size = entry.max_size
@@ -370,9 +423,14 @@ class SyncStorage:
             client = make_s3_client(entry)
             self._clients.append((entry, client))
             existing = _existing_buckets(client, entry)
+            part_slots = threading.BoundedSemaphore(PARTS_IN_FLIGHT_PER_ENTRY)
             self._locations.extend(
                 S3Location(
-                    entry, client, f"{entry.bucket_prefix}{number}", f"{entry.bucket_prefix}{number}" in existing
+                    entry,
+                    client,
+                    f"{entry.bucket_prefix}{number}",
+                    f"{entry.bucket_prefix}{number}" in existing,
+                    part_slots,
                 )
                 for number in range(1, entry.max_buckets + 1)
             )

@@ -160,15 +160,15 @@ def test_a_killed_s3_upload_is_aborted_by_the_reexecution(make_node, witness: Ma
         dataset_id = node.dataset_id("killed-upload")
         files = node.add_dataset(dataset_id, [("killed/upload.c4gh", os.urandom(16 * MIB))])
         witness.expect(dataset_id, files)
-        stall = private_s3.stall_at_upload_part(2)
+        gate = private_s3.hold_upload_parts()
         process = start_bpsync(node, "sync", dataset_id)
         try:
             lines = read_until(process, "copy_files ...")
-            assert stall.arrived.wait(timeout=120), "the upload never reached its second part"
+            assert gate.wait_until_held(1, timeout=120), "the upload sent no part"
         finally:
             process.kill()
             process.wait()
-            stall.released.set()
+            gate.open()
         left_open = open_multipart_uploads(node)
 
         resumed = node.bpsync("reexecute", run_id_of("".join(lines)))

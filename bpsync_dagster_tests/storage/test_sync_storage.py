@@ -1,9 +1,17 @@
-"""The sync storage's write side: atomic objects, stale temporary files, S3 parts of bounded size."""
+"""The sync storage's write side: atomic objects, stale temporary files, S3 parts of bounded size and
+number in flight."""
 
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
+
 from bpsync_dagster.configuration import PosixStorage, S3Storage, StorageSettings
-from bpsync_dagster.storage.sync import PARTIAL_SUFFIX, SyncStorage
+from bpsync_dagster.storage.errors import StorageError
+from bpsync_dagster.storage.sync import PARTIAL_SUFFIX, PARTS_IN_FLIGHT, PARTS_IN_FLIGHT_PER_ENTRY, SyncStorage
+from bpsync_dagster_tests.support.interruptible_s3_server import InterruptibleS3Server
 from bpsync_dagster_tests.support.s3_server import ACCESS_KEY, SECRET_KEY, S3Server
 
 MiB = 1024 * 1024
@@ -81,3 +89,49 @@ def test_s3_objects_smaller_than_a_part_are_one_put_and_larger_ones_parts_of_the
     assert "-" not in objects["exact.c4gh"]["ETag"]  # one PUT, not a multipart upload
     assert objects["larger.c4gh"]["ETag"].strip('"').endswith("-3")  # 5 MiB + 5 MiB + 4 bytes
     assert client.list_multipart_uploads(Bucket="parts1").get("Uploads", []) == []
+
+
+def test_an_s3_upload_sends_two_parts_at_a_time_and_the_uploads_of_an_entry_share_four() -> None:
+    chunk = 5 * MiB
+    objects = {f"user/{name}.c4gh": os.urandom(3 * chunk + 1) for name in ("a", "b", "c")}
+    with InterruptibleS3Server() as server:
+        storage = s3_storage(server, "inflight", chunk_size=chunk)
+        gate = server.hold_upload_parts()
+        with ThreadPoolExecutor(max_workers=len(objects)) as writers:
+            written = [writers.submit(write, storage, key, data, pieces=12) for key, data in objects.items()]
+            one_upload_alone = gate.wait_until_held(PARTS_IN_FLIGHT_PER_ENTRY, timeout=60)
+            time.sleep(0.5)  # room for a fifth part, were the bounds not kept
+            held = gate.held
+            gate.open()
+            for future in written:
+                future.result(timeout=120)
+
+        client = server.client()
+        for key, data in objects.items():
+            stored = client.get_object(Bucket="inflight1", Key=key)
+            assert stored["Body"].read() == data
+            assert stored["ETag"].strip('"').endswith("-4")
+        assert client.list_multipart_uploads(Bucket="inflight1").get("Uploads", []) == []
+    assert one_upload_alone and held == PARTS_IN_FLIGHT_PER_ENTRY == 2 * PARTS_IN_FLIGHT
+
+
+def test_a_refused_s3_part_aborts_the_upload_and_names_the_object() -> None:
+    data = os.urandom(4 * 5 * MiB)
+    with InterruptibleS3Server() as server:
+        storage = s3_storage(server, "refused", chunk_size=5 * MiB)
+        server.refuse_upload_part(2)
+        staged = storage.place("user/refused.c4gh", len(data)).stage(len(data))
+        with pytest.raises(StorageError) as raised:
+            try:
+                for start in range(0, len(data), MiB):
+                    staged.write(data[start : start + MiB])
+                staged.commit()
+            except BaseException:
+                staged.abort()
+                raise
+
+        client = server.client()
+        assert client.list_multipart_uploads(Bucket="refused1").get("Uploads", []) == []
+        assert "Contents" not in client.list_objects_v2(Bucket="refused1")
+    assert "upload part of s3://refused1/user/refused.c4gh" in str(raised.value)
+    assert "AccessDenied" in str(raised.value) or "denied" in str(raised.value).lower()

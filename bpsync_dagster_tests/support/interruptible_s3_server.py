@@ -5,29 +5,61 @@ their handler threads after `S3Server.stop()` closes the listening socket; a cli
 of an upload would not notice the outage at all. This server remembers every connection it accepts
 and shuts them down on `stop()`.
 
-`outage_at_upload_part()` and `stall_at_upload_part()` act exactly when a chosen part of a
-multipart upload arrives, so a test never races the upload it means to interrupt.
+`outage_at_upload_part()` and `hold_upload_parts()` act exactly when parts of a multipart upload
+arrive, so a test never races the upload it means to interrupt or observe.
 """
 
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
 from bpsync_dagster_tests.support.s3_server import S3Server
 
+ACCESS_DENIED = (
+    '<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>'
+)
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
-@dataclass(frozen=True)
-class UploadStall:
-    """A held upload part: `arrived` is set when it comes in; set `released` to let it be answered."""
+class PartGate:
+    """Part uploads wait here while the gate is closed; once opened, they and all later ones go on."""
 
-    arrived: threading.Event
-    released: threading.Event
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._held = 0
+        self._opened = False
+
+    @property
+    def held(self) -> int:
+        """Part uploads waiting now."""
+        with self._condition:
+            return self._held
+
+    def wait_until_held(self, count: int, timeout: float) -> bool:
+        """Whether `count` part uploads came to wait within `timeout` seconds."""
+        with self._condition:
+            return self._condition.wait_for(lambda: self._held >= count, timeout=timeout)
+
+    def open(self) -> None:
+        with self._condition:
+            self._opened = True
+            self._condition.notify_all()
+
+    def pass_through(self) -> None:
+        with self._condition:
+            self._held += 1
+            self._condition.notify_all()
+            self._condition.wait_for(lambda: self._opened)
+            self._held -= 1
+
+
+def _is_upload_part(environ: dict[str, Any], part_number: int | None = None) -> bool:
+    """Whether the request uploads a part of a multipart upload (that part, if `part_number` is given)."""
+    numbers = parse_qs(environ.get("QUERY_STRING", "")).get("partNumber")
+    return environ["REQUEST_METHOD"] == "PUT" and numbers is not None and part_number in (None, int(numbers[0]))
 
 
 class InterruptibleS3Server(S3Server):
@@ -81,16 +113,35 @@ class InterruptibleS3Server(S3Server):
         self._on_first_upload_part(part_number, begin_outage)
         return server_back
 
-    def stall_at_upload_part(self, part_number: int) -> UploadStall:
-        """Hold part `part_number` of an upload unanswered, when it first arrives, until released."""
-        stall = UploadStall(threading.Event(), threading.Event())
+    def hold_upload_parts(self) -> "PartGate":
+        """Hold every part upload that arrives, unanswered, until the returned gate is opened."""
+        gate = PartGate()
+        listener = self._listener()
+        app: WsgiApp = listener.app
 
-        def hold() -> None:
-            stall.arrived.set()
-            stall.released.wait()
+        def holding_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            if _is_upload_part(environ):
+                gate.pass_through()
+            return app(environ, start_response)
 
-        self._on_first_upload_part(part_number, hold)
-        return stall
+        listener.app = holding_app
+        return gate
+
+    def refuse_upload_part(self, part_number: int) -> None:
+        """Answer every upload of part `part_number` 403 AccessDenied, which no client retries."""
+        listener = self._listener()
+        app: WsgiApp = listener.app
+
+        def refusing_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            if _is_upload_part(environ, part_number):
+                body = ACCESS_DENIED.encode()
+                start_response(
+                    "403 Forbidden", [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))]
+                )
+                return [body]
+            return app(environ, start_response)
+
+        listener.app = refusing_app
 
     def _on_first_upload_part(self, part_number: int, react: Callable[[], None]) -> None:
         """Run `react` when part `part_number` of an upload first arrives, then answer it 503.
@@ -103,9 +154,7 @@ class InterruptibleS3Server(S3Server):
         armed = threading.Lock()
 
         def tripping_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-            query = parse_qs(environ.get("QUERY_STRING", ""))
-            is_part = environ["REQUEST_METHOD"] == "PUT" and query.get("partNumber") == [str(part_number)]
-            if is_part and armed.acquire(blocking=False):
+            if _is_upload_part(environ, part_number) and armed.acquire(blocking=False):
                 react()
                 start_response("503 Service Unavailable", [("Content-Length", "0")])
                 return [b""]
