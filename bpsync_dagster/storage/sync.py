@@ -29,8 +29,6 @@ MAX_PARTS = 10_000
 DIRECTORY_MODE = 0o750
 FILE_MODE = 0o640
 WRITE_BACK_BYTES = 64 * 1024 * 1024
-PARTS_IN_FLIGHT = 2
-PARTS_IN_FLIGHT_PER_ENTRY = 4
 
 
 class StagedObject(Protocol):
@@ -194,25 +192,21 @@ def _partials_by_name(directory: Path) -> dict[str, list[Path]]:
 
 
 class S3Staged:
-    """Writes fill a buffer of a part's size (or the object's, if smaller); each full buffer is sent as
-    a part in the background while the next one fills. An upload has at most PARTS_IN_FLIGHT parts
-    in flight, and the uploads of one S3 entry share `part_slots`: memory stays a few parts per
-    file whatever the object's size."""
+    """Writes fill a buffer of a part's size (or the object's, if smaller); a full buffer is sent as a
+    part in the background while a second one fills, so reading and sending overlap. An upload holds
+    two parts' worth of memory whatever the object's size."""
 
-    def __init__(
-        self, client: BaseClient, bucket: str, key: str, part_size: int, size: int, part_slots: threading.Semaphore
-    ) -> None:
+    def __init__(self, client: BaseClient, bucket: str, key: str, part_size: int, size: int) -> None:
         self._client = client
         self._bucket = bucket
         self._key = key
         self._buffer = bytearray(max(1, min(part_size, size)))
         self._filled = 0
-        self._spare_buffers: list[bytearray] = []
-        self._part_slots = part_slots
+        self._spare_buffer: bytearray | None = None
         self._upload_id: str | None = None
         self._sender: ThreadPoolExecutor | None = None
-        self._in_flight: dict[int, tuple[Future[str], bytearray]] = {}
-        self._etags: dict[int, str] = {}
+        self._in_flight: tuple[Future[str], bytearray] | None = None
+        self._etags: list[str] = []
 
     def _call(self, action: str, method: str, **arguments: object) -> dict:
         try:
@@ -221,35 +215,29 @@ class S3Staged:
             raise s3_error(error, f"{action} s3://{self._bucket}/{self._key}") from None
 
     def _upload_part(self, number: int, data: bytearray) -> str:
-        return self._call("upload part of", "upload_part", UploadId=self._upload_id, PartNumber=number, Body=data)[
-            "ETag"
-        ]
+        response = self._call("upload part of", "upload_part", UploadId=self._upload_id, PartNumber=number, Body=data)
+        return response["ETag"]
 
     def _send_part(self, data: bytearray) -> None:
-        """Start uploading `data` as the next part; the upload owns `data` until the part is settled."""
+        """Start sending `data` as the next part, once the part before it is in; the upload owns
+        `data` until then."""
         if self._upload_id is None:
             self._upload_id = self._call("start upload of", "create_multipart_upload")["UploadId"]
-            self._sender = ThreadPoolExecutor(max_workers=PARTS_IN_FLIGHT, thread_name_prefix="s3-part")
+            self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="s3-part")
         assert self._sender is not None
-        self._settle(keep=PARTS_IN_FLIGHT - 1)
-        number = len(self._etags) + len(self._in_flight) + 1
-        self._part_slots.acquire()
-        try:
-            future = self._sender.submit(self._upload_part, number, data)
-        except BaseException:
-            self._part_slots.release()
-            raise
-        future.add_done_callback(lambda _: self._part_slots.release())
-        self._in_flight[number] = (future, data)
+        self._settle()
+        number = len(self._etags) + 1
+        self._in_flight = (self._sender.submit(self._upload_part, number, data), data)
 
-    def _settle(self, keep: int) -> None:
-        """Wait for the oldest parts in flight until at most `keep` remain; a failed part raises."""
-        while len(self._in_flight) > keep:
-            number = min(self._in_flight)
-            future, data = self._in_flight.pop(number)
-            self._etags[number] = future.result()
-            if len(data) == len(self._buffer):
-                self._spare_buffers.append(data)
+    def _settle(self) -> None:
+        """Wait for the part in flight, if any; a failed part raises here."""
+        if self._in_flight is None:
+            return
+        future, data = self._in_flight
+        self._in_flight = None
+        self._etags.append(future.result())
+        if len(data) == len(self._buffer):
+            self._spare_buffer = data
 
     def write(self, data: bytes) -> None:
         view, capacity = memoryview(data), len(self._buffer)
@@ -257,7 +245,7 @@ class S3Staged:
             # A full buffer is sent only once more data comes: the last part goes with `commit`.
             if self._filled == capacity:
                 self._send_part(self._buffer)
-                self._buffer = self._spare_buffers.pop() if self._spare_buffers else bytearray(capacity)
+                self._buffer, self._spare_buffer = self._spare_buffer or bytearray(capacity), None
                 self._filled = 0
             taken = min(capacity - self._filled, len(view))
             self._buffer[self._filled : self._filled + taken] = view[:taken]
@@ -271,23 +259,20 @@ class S3Staged:
             return
         if rest:
             self._send_part(rest)
-        self._settle(keep=0)
+        self._settle()
         self._stop_sender()
+        parts = [{"PartNumber": number, "ETag": etag} for number, etag in enumerate(self._etags, start=1)]
         self._call(
             "complete upload of",
             "complete_multipart_upload",
             UploadId=self._upload_id,
-            MultipartUpload={
-                "Parts": [{"PartNumber": number, "ETag": etag} for number, etag in sorted(self._etags.items())]
-            },
+            MultipartUpload={"Parts": parts},
         )
 
     def abort(self) -> None:
         self._filled = 0
-        for future, _data in self._in_flight.values():
-            future.cancel()
+        self._in_flight = None
         self._stop_sender()
-        self._in_flight.clear()
         if self._upload_id is not None:
             try:
                 self._client.abort_multipart_upload(Bucket=self._bucket, Key=self._key, UploadId=self._upload_id)
@@ -334,17 +319,13 @@ class S3Placement:
         self._location.ensure_bucket()
         self._location.abort_stale_uploads(self.key)
         part_size = max(self._location.entry.chunk_size, math.ceil(size / (MAX_PARTS - 1)))
-        location = self._location
-        return S3Staged(location.client, location.bucket, self.key, part_size, size, location.part_slots)
+        return S3Staged(self._location.client, self._location.bucket, self.key, part_size, size)
 
 
 class S3Location:
-    def __init__(
-        self, entry: S3Storage, client: BaseClient, bucket: str, exists: bool, part_slots: threading.Semaphore
-    ) -> None:
+    def __init__(self, entry: S3Storage, client: BaseClient, bucket: str, exists: bool) -> None:
         self.entry = entry
         self.client = client
-        self.part_slots = part_slots
         self.bucket = bucket
         self.max_objects = entry.max_objects
         self.max_size = entry.max_size
@@ -423,14 +404,9 @@ class SyncStorage:
             client = make_s3_client(entry)
             self._clients.append((entry, client))
             existing = _existing_buckets(client, entry)
-            part_slots = threading.BoundedSemaphore(PARTS_IN_FLIGHT_PER_ENTRY)
             self._locations.extend(
                 S3Location(
-                    entry,
-                    client,
-                    f"{entry.bucket_prefix}{number}",
-                    f"{entry.bucket_prefix}{number}" in existing,
-                    part_slots,
+                    entry, client, f"{entry.bucket_prefix}{number}", f"{entry.bucket_prefix}{number}" in existing
                 )
                 for number in range(1, entry.max_buckets + 1)
             )

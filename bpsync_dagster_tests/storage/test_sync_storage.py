@@ -1,5 +1,5 @@
-"""The sync storage's write side: atomic objects, stale temporary files, S3 parts of bounded size and
-number in flight."""
+"""The sync storage's write side: atomic objects, stale temporary files, S3 parts of bounded size, one
+sent while the next fills."""
 
 import os
 import time
@@ -10,7 +10,7 @@ import pytest
 
 from bpsync_dagster.configuration import PosixStorage, S3Storage, StorageSettings
 from bpsync_dagster.storage.errors import StorageError
-from bpsync_dagster.storage.sync import PARTIAL_SUFFIX, PARTS_IN_FLIGHT, PARTS_IN_FLIGHT_PER_ENTRY, SyncStorage
+from bpsync_dagster.storage.sync import PARTIAL_SUFFIX, StagedObject, SyncStorage
 from bpsync_dagster_tests.support.interruptible_s3_server import InterruptibleS3Server
 from bpsync_dagster_tests.support.s3_server import ACCESS_KEY, SECRET_KEY, S3Server
 
@@ -91,28 +91,35 @@ def test_s3_objects_smaller_than_a_part_are_one_put_and_larger_ones_parts_of_the
     assert client.list_multipart_uploads(Bucket="parts1").get("Uploads", []) == []
 
 
-def test_an_s3_upload_sends_two_parts_at_a_time_and_the_uploads_of_an_entry_share_four() -> None:
+def test_an_s3_upload_fills_the_next_part_while_one_is_sent_and_sends_one_at_a_time() -> None:
     chunk = 5 * MiB
-    objects = {f"user/{name}.c4gh": os.urandom(3 * chunk + 1) for name in ("a", "b", "c")}
-    with InterruptibleS3Server() as server:
-        storage = s3_storage(server, "inflight", chunk_size=chunk)
-        gate = server.hold_upload_parts()
-        with ThreadPoolExecutor(max_workers=len(objects)) as writers:
-            written = [writers.submit(write, storage, key, data, pieces=12) for key, data in objects.items()]
-            one_upload_alone = gate.wait_until_held(PARTS_IN_FLIGHT_PER_ENTRY, timeout=60)
-            time.sleep(0.5)  # room for a fifth part, were the bounds not kept
-            held = gate.held
-            gate.open()
-            for future in written:
-                future.result(timeout=120)
+    data = os.urandom(4 * chunk)
+    pieces_written = 0
 
-        client = server.client()
-        for key, data in objects.items():
-            stored = client.get_object(Bucket="inflight1", Key=key)
-            assert stored["Body"].read() == data
-            assert stored["ETag"].strip('"').endswith("-4")
-        assert client.list_multipart_uploads(Bucket="inflight1").get("Uploads", []) == []
-    assert one_upload_alone and held == PARTS_IN_FLIGHT_PER_ENTRY == 2 * PARTS_IN_FLIGHT
+    def write_in_pieces(staged: StagedObject) -> None:
+        nonlocal pieces_written
+        for start in range(0, len(data), MiB):
+            staged.write(data[start : start + MiB])
+            pieces_written += 1
+        staged.commit()
+
+    with InterruptibleS3Server() as server:
+        storage = s3_storage(server, "overlap", chunk_size=chunk)
+        gate = server.hold_upload_parts()
+        staged = storage.place("user/overlap.c4gh", len(data)).stage(len(data))
+        with ThreadPoolExecutor(max_workers=1) as writer:
+            written = writer.submit(write_in_pieces, staged)
+            first_part_held = gate.wait_until_held(1, timeout=60)
+            time.sleep(0.5)  # time enough to fill part 2, and to send it were one part in flight not the rule
+            pieces_while_held, held = pieces_written, gate.held
+            gate.open()
+            written.result(timeout=120)
+
+        stored = server.client().get_object(Bucket="overlap1", Key="user/overlap.c4gh")
+        assert stored["Body"].read() == data
+        assert stored["ETag"].strip('"').endswith("-4")
+    assert first_part_held and held == 1
+    assert pieces_while_held == 2 * chunk // MiB  # part 2 filled; the write that would start part 3 waits
 
 
 def test_a_refused_s3_part_aborts_the_upload_and_names_the_object() -> None:

@@ -21,7 +21,8 @@ from bpsync_dagster_tests.support.s3_server import S3Server
 ACCESS_DENIED = (
     '<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>'
 )
-WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+StartResponse = Callable[..., Any]
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
 class PartGate:
@@ -62,6 +63,12 @@ def _is_upload_part(environ: dict[str, Any], part_number: int | None = None) -> 
     return environ["REQUEST_METHOD"] == "PUT" and numbers is not None and part_number in (None, int(numbers[0]))
 
 
+def _answer(start_response: StartResponse, status: str, body: str) -> list[bytes]:
+    encoded = body.encode()
+    start_response(status, [("Content-Type", "application/xml"), ("Content-Length", str(len(encoded)))])
+    return [encoded]
+
+
 class InterruptibleS3Server(S3Server):
     def __init__(self) -> None:
         super().__init__()
@@ -94,8 +101,10 @@ class InterruptibleS3Server(S3Server):
     def outage_at_upload_part(self, part_number: int, seconds: float) -> threading.Event:
         """Go down for `seconds` when part `part_number` of an upload first arrives, unanswered.
 
-        The returned event is set once the server is back.
+        Only the running server is armed, and only once. The returned event is set once the server
+        is back.
         """
+        armed = threading.Lock()
         outage_began = threading.Event()
         server_back = threading.Event()
 
@@ -106,61 +115,48 @@ class InterruptibleS3Server(S3Server):
             self.start()
             server_back.set()
 
-        def begin_outage() -> None:
+        def begin_outage(start_response: StartResponse) -> Iterable[bytes] | None:
+            if not armed.acquire(blocking=False):
+                return None
             threading.Thread(target=outage, name="s3-outage", daemon=True).start()
             outage_began.wait()
+            return _answer(start_response, "503 Service Unavailable", "")
 
-        self._on_first_upload_part(part_number, begin_outage)
+        self._intercept_upload_parts(part_number, begin_outage)
         return server_back
 
-    def hold_upload_parts(self) -> "PartGate":
+    def hold_upload_parts(self) -> PartGate:
         """Hold every part upload that arrives, unanswered, until the returned gate is opened."""
         gate = PartGate()
-        listener = self._listener()
-        app: WsgiApp = listener.app
 
-        def holding_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-            if _is_upload_part(environ):
-                gate.pass_through()
-            return app(environ, start_response)
+        def hold(_start_response: StartResponse) -> None:
+            gate.pass_through()
 
-        listener.app = holding_app
+        self._intercept_upload_parts(None, hold)
         return gate
 
     def refuse_upload_part(self, part_number: int) -> None:
         """Answer every upload of part `part_number` 403 AccessDenied, which no client retries."""
+        self._intercept_upload_parts(
+            part_number, lambda start_response: _answer(start_response, "403 Forbidden", ACCESS_DENIED)
+        )
+
+    def _intercept_upload_parts(
+        self, part_number: int | None, handle: Callable[[StartResponse], Iterable[bytes] | None]
+    ) -> None:
+        """Let `handle` answer uploads of part `part_number` (of any part if None) on the running
+        server; where it returns None the request goes on to S3."""
         listener = self._listener()
         app: WsgiApp = listener.app
 
-        def refusing_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        def intercepting_app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
             if _is_upload_part(environ, part_number):
-                body = ACCESS_DENIED.encode()
-                start_response(
-                    "403 Forbidden", [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))]
-                )
-                return [body]
+                answer = handle(start_response)
+                if answer is not None:
+                    return answer
             return app(environ, start_response)
 
-        listener.app = refusing_app
-
-    def _on_first_upload_part(self, part_number: int, react: Callable[[], None]) -> None:
-        """Run `react` when part `part_number` of an upload first arrives, then answer it 503.
-
-        Only the running server is armed, and only once: a later upload of that part, or the server
-        after a restart, is answered normally.
-        """
-        listener = self._listener()
-        app: WsgiApp = listener.app
-        armed = threading.Lock()
-
-        def tripping_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-            if _is_upload_part(environ, part_number) and armed.acquire(blocking=False):
-                react()
-                start_response("503 Service Unavailable", [("Content-Length", "0")])
-                return [b""]
-            return app(environ, start_response)
-
-        listener.app = tripping_app
+        listener.app = intercepting_app
 
     def _listener(self) -> Any:
         assert self._server is not None and self._server._server is not None
