@@ -29,6 +29,7 @@ MAX_PARTS = 10_000
 DIRECTORY_MODE = 0o750
 FILE_MODE = 0o640
 WRITE_BACK_BYTES = 64 * 1024 * 1024
+PARTS_IN_FLIGHT = 2
 
 
 class StagedObject(Protocol):
@@ -192,21 +193,25 @@ def _partials_by_name(directory: Path) -> dict[str, list[Path]]:
 
 
 class S3Staged:
-    """Writes fill a buffer of a part's size (or the object's, if smaller); a full buffer is sent as a
-    part in the background while a second one fills, so reading and sending overlap. An upload holds
-    two parts' worth of memory whatever the object's size."""
+    """Writes fill a buffer of a part's size (or the object's, if smaller); each full buffer is sent as
+    a part by a background thread while the next one fills, so reading and sending overlap. Parts in
+    flight take slots from `part_slots`, shared by the uploads of one S3 entry: an upload holds the
+    part it fills plus its parts in flight, and all uploads together at most PARTS_IN_FLIGHT parts
+    in flight, whatever the objects' sizes."""
 
-    def __init__(self, client: BaseClient, bucket: str, key: str, part_size: int, size: int) -> None:
+    def __init__(
+        self, client: BaseClient, bucket: str, key: str, part_size: int, size: int, part_slots: threading.Semaphore
+    ) -> None:
         self._client = client
         self._bucket = bucket
         self._key = key
         self._buffer = bytearray(max(1, min(part_size, size)))
         self._filled = 0
-        self._spare_buffer: bytearray | None = None
+        self._part_slots = part_slots
         self._upload_id: str | None = None
         self._sender: ThreadPoolExecutor | None = None
-        self._in_flight: tuple[Future[str], bytearray] | None = None
-        self._etags: list[str] = []
+        self._in_flight: dict[int, Future[str]] = {}
+        self._etags: dict[int, str] = {}
 
     def _call(self, action: str, method: str, **arguments: object) -> dict:
         try:
@@ -219,25 +224,28 @@ class S3Staged:
         return response["ETag"]
 
     def _send_part(self, data: bytearray) -> None:
-        """Start sending `data` as the next part, once the part before it is in; the upload owns
-        `data` until then."""
+        """Start sending `data` as the next part once a slot is free; a part that failed raises here."""
         if self._upload_id is None:
             self._upload_id = self._call("start upload of", "create_multipart_upload")["UploadId"]
-            self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="s3-part")
+            self._sender = ThreadPoolExecutor(max_workers=PARTS_IN_FLIGHT, thread_name_prefix="s3-part")
         assert self._sender is not None
-        self._settle()
-        number = len(self._etags) + 1
-        self._in_flight = (self._sender.submit(self._upload_part, number, data), data)
+        self._collect(wait=False)
+        number = len(self._etags) + len(self._in_flight) + 1
+        self._part_slots.acquire()
+        try:
+            future = self._sender.submit(self._upload_part, number, data)
+        except BaseException:
+            self._part_slots.release()
+            raise
+        future.add_done_callback(lambda _: self._part_slots.release())
+        self._in_flight[number] = future
 
-    def _settle(self) -> None:
-        """Wait for the part in flight, if any; a failed part raises here."""
-        if self._in_flight is None:
-            return
-        future, data = self._in_flight
-        self._in_flight = None
-        self._etags.append(future.result())
-        if len(data) == len(self._buffer):
-            self._spare_buffer = data
+    def _collect(self, wait: bool) -> None:
+        """Take in the ETags of the parts that are done (of all, if `wait`); a failed part raises."""
+        for number, future in sorted(self._in_flight.items()):
+            if wait or future.done():
+                del self._in_flight[number]
+                self._etags[number] = future.result()
 
     def write(self, data: bytes) -> None:
         view, capacity = memoryview(data), len(self._buffer)
@@ -245,8 +253,7 @@ class S3Staged:
             # A full buffer is sent only once more data comes: the last part goes with `commit`.
             if self._filled == capacity:
                 self._send_part(self._buffer)
-                self._buffer, self._spare_buffer = self._spare_buffer or bytearray(capacity), None
-                self._filled = 0
+                self._buffer, self._filled = bytearray(capacity), 0
             taken = min(capacity - self._filled, len(view))
             self._buffer[self._filled : self._filled + taken] = view[:taken]
             self._filled += taken
@@ -259,9 +266,9 @@ class S3Staged:
             return
         if rest:
             self._send_part(rest)
-        self._settle()
+        self._collect(wait=True)
         self._stop_sender()
-        parts = [{"PartNumber": number, "ETag": etag} for number, etag in enumerate(self._etags, start=1)]
+        parts = [{"PartNumber": number, "ETag": etag} for number, etag in sorted(self._etags.items())]
         self._call(
             "complete upload of",
             "complete_multipart_upload",
@@ -271,7 +278,9 @@ class S3Staged:
 
     def abort(self) -> None:
         self._filled = 0
-        self._in_flight = None
+        for future in self._in_flight.values():
+            future.cancel()
+        self._in_flight.clear()
         self._stop_sender()
         if self._upload_id is not None:
             try:
@@ -319,13 +328,17 @@ class S3Placement:
         self._location.ensure_bucket()
         self._location.abort_stale_uploads(self.key)
         part_size = max(self._location.entry.chunk_size, math.ceil(size / (MAX_PARTS - 1)))
-        return S3Staged(self._location.client, self._location.bucket, self.key, part_size, size)
+        location = self._location
+        return S3Staged(location.client, location.bucket, self.key, part_size, size, location.part_slots)
 
 
 class S3Location:
-    def __init__(self, entry: S3Storage, client: BaseClient, bucket: str, exists: bool) -> None:
+    def __init__(
+        self, entry: S3Storage, client: BaseClient, bucket: str, exists: bool, part_slots: threading.Semaphore
+    ) -> None:
         self.entry = entry
         self.client = client
+        self.part_slots = part_slots
         self.bucket = bucket
         self.max_objects = entry.max_objects
         self.max_size = entry.max_size
@@ -404,9 +417,14 @@ class SyncStorage:
             client = make_s3_client(entry)
             self._clients.append((entry, client))
             existing = _existing_buckets(client, entry)
+            part_slots = threading.BoundedSemaphore(PARTS_IN_FLIGHT)
             self._locations.extend(
                 S3Location(
-                    entry, client, f"{entry.bucket_prefix}{number}", f"{entry.bucket_prefix}{number}" in existing
+                    entry,
+                    client,
+                    f"{entry.bucket_prefix}{number}",
+                    f"{entry.bucket_prefix}{number}" in existing,
+                    part_slots,
                 )
                 for number in range(1, entry.max_buckets + 1)
             )

@@ -1,5 +1,5 @@
-"""The sync storage's write side: atomic objects, stale temporary files, S3 parts of bounded size, one
-sent while the next fills."""
+"""The sync storage's write side: atomic objects, stale temporary files, S3 parts of bounded size, sent
+while the next fills, a bounded number at a time."""
 
 import os
 import time
@@ -10,7 +10,7 @@ import pytest
 
 from bpsync_dagster.configuration import PosixStorage, S3Storage, StorageSettings
 from bpsync_dagster.storage.errors import StorageError
-from bpsync_dagster.storage.sync import PARTIAL_SUFFIX, StagedObject, SyncStorage
+from bpsync_dagster.storage.sync import PARTIAL_SUFFIX, PARTS_IN_FLIGHT, StagedObject, SyncStorage
 from bpsync_dagster_tests.support.interruptible_s3_server import InterruptibleS3Server
 from bpsync_dagster_tests.support.s3_server import ACCESS_KEY, SECRET_KEY, S3Server
 
@@ -91,9 +91,9 @@ def test_s3_objects_smaller_than_a_part_are_one_put_and_larger_ones_parts_of_the
     assert client.list_multipart_uploads(Bucket="parts1").get("Uploads", []) == []
 
 
-def test_an_s3_upload_fills_the_next_part_while_one_is_sent_and_sends_one_at_a_time() -> None:
+def test_an_s3_upload_fills_the_next_part_while_parts_are_sent() -> None:
     chunk = 5 * MiB
-    data = os.urandom(4 * chunk)
+    data = os.urandom(5 * chunk)
     pieces_written = 0
 
     def write_in_pieces(staged: StagedObject) -> None:
@@ -109,17 +109,42 @@ def test_an_s3_upload_fills_the_next_part_while_one_is_sent_and_sends_one_at_a_t
         staged = storage.place("user/overlap.c4gh", len(data)).stage(len(data))
         with ThreadPoolExecutor(max_workers=1) as writer:
             written = writer.submit(write_in_pieces, staged)
-            first_part_held = gate.wait_until_held(1, timeout=60)
-            time.sleep(0.5)  # time enough to fill part 2, and to send it were one part in flight not the rule
+            parts_held = gate.wait_until_held(PARTS_IN_FLIGHT, timeout=60)
+            time.sleep(0.5)  # time enough to fill the next part, and to send it were the bound not kept
             pieces_while_held, held = pieces_written, gate.held
             gate.open()
             written.result(timeout=120)
 
         stored = server.client().get_object(Bucket="overlap1", Key="user/overlap.c4gh")
         assert stored["Body"].read() == data
-        assert stored["ETag"].strip('"').endswith("-4")
-    assert first_part_held and held == 1
-    assert pieces_while_held == 2 * chunk // MiB  # part 2 filled; the write that would start part 3 waits
+        assert stored["ETag"].strip('"').endswith("-5")
+    assert parts_held and held == PARTS_IN_FLIGHT == 2
+    # Parts 1 and 2 in flight, part 3 filled; the write that would start part 4 waits for a slot.
+    assert pieces_while_held == 3 * chunk // MiB
+
+
+def test_the_uploads_of_an_s3_entry_share_its_parts_in_flight() -> None:
+    chunk = 5 * MiB
+    objects = {f"user/{name}.c4gh": os.urandom(3 * chunk + 1) for name in ("a", "b", "c")}
+    with InterruptibleS3Server() as server:
+        storage = s3_storage(server, "shared", chunk_size=chunk)
+        gate = server.hold_upload_parts()
+        with ThreadPoolExecutor(max_workers=len(objects)) as writers:
+            written = [writers.submit(write, storage, key, data, pieces=12) for key, data in objects.items()]
+            parts_held = gate.wait_until_held(PARTS_IN_FLIGHT, timeout=60)
+            time.sleep(0.5)  # room for the other uploads' parts, were the slots not shared
+            held = gate.held
+            gate.open()
+            for future in written:
+                future.result(timeout=120)
+
+        client = server.client()
+        for key, data in objects.items():
+            stored = client.get_object(Bucket="shared1", Key=key)
+            assert stored["Body"].read() == data
+            assert stored["ETag"].strip('"').endswith("-4")
+        assert client.list_multipart_uploads(Bucket="shared1").get("Uploads", []) == []
+    assert parts_held and held == PARTS_IN_FLIGHT
 
 
 def test_a_refused_s3_part_aborts_the_upload_and_names_the_object() -> None:
