@@ -325,10 +325,10 @@ class S3Placement:
             body.close()
 
     def stage(self, size: int) -> StagedObject:
-        self._location.ensure_bucket()
-        self._location.abort_stale_uploads(self.key)
-        part_size = max(self._location.entry.chunk_size, math.ceil(size / (MAX_PARTS - 1)))
         location = self._location
+        location.ensure_bucket()
+        location.abort_stale_uploads(self.key)
+        part_size = max(location.entry.chunk_size, math.ceil(size / (MAX_PARTS - 1)))
         return S3Staged(location.client, location.bucket, self.key, part_size, size, location.part_slots)
 
 

@@ -1,15 +1,22 @@
 """The real `dagster-webserver` as a subprocess, on a test node's Dagster instance, and its GraphQL API."""
 
-import socket
 import time
 from pathlib import Path
 from typing import Any
 
 import requests
 
+from bpsync_dagster.sync_runs import LOCATION_NAME
+from bpsync_dagster_tests.support.daemon import wait_until
+from bpsync_dagster_tests.support.ports import free_port
 from bpsync_dagster_tests.support.processes import ServiceProcess
 
-LOCATION_NAME = "bpsync"
+RUN_STATUS_QUERY = """
+query RunStatus($runId: ID!) {
+  runOrError(runId: $runId) { __typename ... on Run { status } }
+}
+"""
+FINISHED_STATUSES = ("SUCCESS", "FAILURE", "CANCELED")
 
 WORKSPACE_QUERY = """
 query Workspace {
@@ -46,10 +53,14 @@ def graphql(url: str, query: str, variables: dict[str, Any] | None = None, timeo
     return body["data"]
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def finished_status(url: str, run_id: str, timeout: float = 120) -> str:
+    """Wait until the run has finished, as the webserver reports it; its final status."""
+
+    def finished() -> str | None:
+        status = graphql(url, RUN_STATUS_QUERY, {"runId": run_id})["runOrError"]["status"]
+        return status if status in FINISHED_STATUSES else None
+
+    return wait_until(finished, timeout, f"run {run_id} to finish (the daemon dequeues it)")
 
 
 class Webserver(ServiceProcess):

@@ -13,10 +13,10 @@ import dagster as dg
 
 from bpsync_dagster.inventory import MATCHES_SDA_CHECK, SYNCED_DATASET
 from bpsync_dagster.sync_runs import LOCATION_NAME
-from bpsync_dagster_tests.support.asset_checks import latest_check_evaluation
-from bpsync_dagster_tests.support.daemon import Daemon, wait_until
+from bpsync_dagster_tests.support.asset_checks import latest_check_record
+from bpsync_dagster_tests.support.daemon import Daemon
 from bpsync_dagster_tests.support.environment import Node
-from bpsync_dagster_tests.support.webserver import graphql
+from bpsync_dagster_tests.support.webserver import finished_status, graphql
 
 LAUNCH_RUN = """
 mutation LaunchRun($executionParams: ExecutionParams!) {
@@ -26,12 +26,6 @@ mutation LaunchRun($executionParams: ExecutionParams!) {
     ... on Error { message }
     ... on PythonError { message stack }
   }
-}
-"""
-
-RUN_STATUS = """
-query RunStatus($runId: ID!) {
-  runOrError(runId: $runId) { __typename ... on Run { status } }
 }
 """
 
@@ -55,21 +49,13 @@ def launch_check(url: str, dataset_id: str) -> str:
     return launched["run"]["runId"]
 
 
-def finished_status(url: str, run_id: str) -> str:
-    def finished() -> str | None:
-        status = graphql(url, RUN_STATUS, {"runId": run_id})["runOrError"]["status"]
-        return status if status in ("SUCCESS", "FAILURE", "CANCELED") else None
-
-    return wait_until(finished, 120, f"check run {run_id} to finish (the daemon dequeues it)")
-
-
 def check_run_evaluation(instance: dg.DagsterInstance, dataset_id: str, run_id: str) -> dg.AssetCheckEvaluation:
-    evaluation = latest_check_evaluation(instance, dataset_id)
-    assert evaluation is not None, f"no check result for {dataset_id}"
-    records = instance.event_log_storage.get_asset_check_execution_history(
-        dg.AssetCheckKey(SYNCED_DATASET, MATCHES_SDA_CHECK), limit=1
-    )
-    assert records and records[0].run_id == run_id, "the latest check result is not the launched run's"
+    """The dataset's latest check result, which must come from run `run_id`."""
+    record = latest_check_record(instance, dataset_id)
+    assert record is not None and record.event is not None, f"no check result for {dataset_id}"
+    assert record.run_id == run_id, "the latest check result is not the launched run's"
+    evaluation = record.event.asset_check_evaluation
+    assert evaluation is not None
     return evaluation
 
 

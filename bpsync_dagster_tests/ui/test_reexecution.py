@@ -3,9 +3,9 @@
 import json
 from pathlib import Path
 
-from bpsync_dagster_tests.support.daemon import Daemon, wait_until
+from bpsync_dagster_tests.support.daemon import Daemon
 from bpsync_dagster_tests.support.environment import Node
-from bpsync_dagster_tests.support.webserver import graphql
+from bpsync_dagster_tests.support.webserver import finished_status, graphql
 
 # The resolver behind the UI's "Re-execute from failure" (the UI sends it by its older alias,
 # `launchPipelineReexecution`; both fields are the same `LaunchRunReexecutionMutation`).
@@ -97,14 +97,11 @@ def test_a_failed_cli_run_is_reexecuted_from_failure_through_the_webserver(
         assert result["run"]["status"] == "QUEUED", result  # the QueuedRunCoordinator: the daemon launches it
         run_id = result["run"]["runId"]
 
-        def finished() -> dict | None:
-            run = _run(webserver.url, run_id)
-            return run if run["status"] in ("SUCCESS", "FAILURE", "CANCELED") else None
-
         try:
-            run = wait_until(finished, 120, f"re-executed run {run_id} to finish (the daemon dequeues it)")
+            finished_status(webserver.url, run_id)
         except AssertionError as error:
             raise AssertionError(f"{error}; daemon log:\n{daemon.log()[-5000:]}") from None
+        run = _run(webserver.url, run_id)
     finally:
         daemon.kill()
 
