@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bpsync_dagster_tests.support import crypt4gh_files
+from bpsync_dagster_tests.support import crypt4gh_files, rabbitmq
 from bpsync_dagster_tests.support.environment import (
     ARCHIVE_BUCKET,
     DAGSTER_DB,
@@ -33,6 +33,11 @@ def s3_server() -> Iterator[S3Server]:
     server.client().create_bucket(Bucket=ARCHIVE_BUCKET)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def broker_service_user() -> None:
+    rabbitmq.ensure_service_user()
 
 
 @pytest.fixture(scope="session")
@@ -69,6 +74,7 @@ def make_node(
     sda_dsn: str,
     dagster_instance_env: tuple[Path, dict[str, str]],
     remote_api: StandInRemoteApi,
+    broker_service_user: None,
 ):
     """Build a `Node` with archive and sync storage of the given kinds (`posix` or `s3`)."""
 

@@ -20,8 +20,18 @@ def _keys(settings: Settings) -> list[tuple[str, str]]:
 def _database(settings: Settings) -> list[tuple[str, str]]:
     database = SdaDatabase(settings.database)
     with database.connect() as connection:
-        version = database.check_schema_version(connection)
-    return [(f"database {database.describe()}", f"ok (schema version {version})")]
+        state = database.state(connection)
+    subject = f"database {database.describe()}"
+    results = [(subject, f"ok (schema version {state.version}, the SDA sync role's grants)")]
+    if not state.reads_datasets:
+        results.append(
+            (
+                f"{subject} {state.schema}.datasets",
+                f"ok, not readable: syncs of messages with accession IDs need nothing more; `bpsync sync` without "
+                f"accession IDs, backfill and audit need GRANT SELECT ON {state.schema}.datasets TO {state.user}",
+            )
+        )
+    return results
 
 
 def _broker(settings: Settings) -> list[tuple[str, str]]:

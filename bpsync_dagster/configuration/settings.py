@@ -57,6 +57,7 @@ class DatabaseSettings:
     user: str
     password: str = field(repr=False)
     database: str = "sda"
+    schema: str = "sda"
     sslmode: str = "verify-full"
     ca_cert: Path | None = None
     client_cert: Path | None = None

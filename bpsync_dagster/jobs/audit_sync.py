@@ -46,7 +46,7 @@ def audit_sync_storage(
     with final_failures():
         keys = crypt4gh_keys.node_keys()
         storage = sync_storage.client()
-    files_by_dataset = sda_database.client().local_dataset_files(service_settings().center_prefix)
+        files_by_dataset = sda_database.client().local_dataset_files(service_settings().center_prefix)
     synced = instance.get_materialized_partitions(SYNCED_DATASET)
     instance.add_dynamic_partitions(DATASET_PARTITIONS.name, sorted(set(files_by_dataset) - synced))
     audits: list[DatasetAudit] = []
@@ -159,7 +159,7 @@ def matches_sda_database(
     with final_failures():
         keys = crypt4gh_keys.node_keys()
         storage = sync_storage.client()
-    records = sda_database.client().file_records(dataset_id, [])
+        records = sda_database.client().file_records(dataset_id, []).records
     synced = dataset_id in context.instance.get_materialized_partitions(SYNCED_DATASET)
     evaluation = _check_evaluation(audit_dataset(dataset_id, records, keys, storage, synced, verify_checksums=False))
     return dg.AssetCheckResult(

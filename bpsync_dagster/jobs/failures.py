@@ -13,7 +13,7 @@ from bpsync_dagster.remote_api import (
     RemoteApiError,
     TransientRemoteApiError,
 )
-from bpsync_dagster.sda_database import RecordError, SchemaVersionError
+from bpsync_dagster.sda_database import MissingGrantError, RecordError, SchemaVersionError
 from bpsync_dagster.storage import StorageError, TransientStorageError
 
 TRANSIENT_ERRORS: tuple[type[Exception], ...] = (TransientStorageError, TransientRemoteApiError)
@@ -23,6 +23,7 @@ FINAL_ERRORS: tuple[type[Exception], ...] = (
     HeaderError,
     RecordError,
     SchemaVersionError,
+    MissingGrantError,
     ManifestError,
     RemoteApiError,
     StorageError,

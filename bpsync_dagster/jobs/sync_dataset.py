@@ -33,6 +33,10 @@ logger = logging.getLogger(__name__)
 
 DATASET_TAG = "dataset_id"
 MAX_TABLE_ROWS = 5000
+DATASET_MEMBERSHIP_SKIPPED = (
+    "skipped the check that every file belongs to this dataset: the SDA database role may not read "
+    "sda.datasets (files mapped to different datasets in sda.file_dataset are still refused)"
+)
 
 
 class SyncRequest(dg.Config):
@@ -74,7 +78,8 @@ def fetch_file_records(
     if context.run.tags.get(DATASET_TAG) != config.dataset_id:
         context.instance.add_run_tags(context.run_id, {DATASET_TAG: config.dataset_id})
     with final_failures():
-        records = sda_database.client().file_records(config.dataset_id, config.accession_ids)
+        lookup = sda_database.client().file_records(config.dataset_id, config.accession_ids)
+        records = lookup.records
         if not records and not config.accession_ids:
             raise dg.Failure(
                 description=f"dataset {config.dataset_id}: no files in sda.file_dataset for this dataset",
@@ -82,7 +87,12 @@ def fetch_file_records(
             )
         check_records(config.dataset_id, config.accession_ids, records)
         build_manifest(config.dataset_id, records)
-    context.add_output_metadata({"dataset_id": config.dataset_id, "files": len(records)})
+    membership = "checked" if lookup.datasets_readable else DATASET_MEMBERSHIP_SKIPPED
+    if not lookup.datasets_readable:
+        context.log.warning(f"dataset {config.dataset_id}: {DATASET_MEMBERSHIP_SKIPPED}")
+    context.add_output_metadata(
+        {"dataset_id": config.dataset_id, "files": len(records), "dataset_membership": membership}
+    )
     return DatasetFiles(config.dataset_id, tuple(records))
 
 

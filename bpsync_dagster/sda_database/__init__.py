@@ -2,6 +2,9 @@
 
 from bpsync_dagster.sda_database.client import (
     DatabaseError,
+    DatabaseState,
+    FileRecords,
+    MissingGrantError,
     SchemaVersionError,
     SdaDatabase,
 )
@@ -14,6 +17,9 @@ from bpsync_dagster.sda_database.records import (
 
 __all__ = [
     "DatabaseError",
+    "DatabaseState",
+    "FileRecords",
+    "MissingGrantError",
     "SchemaVersionError",
     "FileRecord",
     "RecordError",

@@ -26,7 +26,8 @@ class FileRecord:
     header_hex: str
     unencrypted_sha256: str | None
     archived_sha256: str | None
-    datasets: tuple[str, ...] = ()
+    dataset_keys: tuple[str, ...] = ()
+    datasets: tuple[str, ...] | None = None
 
     def describe(self) -> str:
         return f"{self.accession_id} ({self.submission_file_path!r})"
@@ -93,7 +94,19 @@ def check_records(dataset_id: str, requested: list[str], records: list[FileRecor
     problems = [f"{accession}: not in sda.files" for accession in missing]
     for record in records:
         problems.extend(f"{record.describe()}: {problem}" for problem in record_problems(record, dataset_id))
+    problems.extend(_mixed_datasets(records))
     if problems:
         shown = "; ".join(problems[:10])
         more = f"; and {len(problems) - 10} more" if len(problems) > 10 else ""
         raise RecordError(f"dataset {dataset_id}: {shown}{more}")
+
+
+def _mixed_datasets(records: list[FileRecord]) -> list[str]:
+    """Where dataset names are not readable, files mapped to no common dataset in `file_dataset` still
+    cannot be one dataset."""
+    mapped = [record for record in records if record.datasets is None and record.dataset_keys]
+    if len(mapped) < 2 or set.intersection(*(set(record.dataset_keys) for record in mapped)):
+        return []
+    first = mapped[0]
+    other = next(record for record in mapped if not set(record.dataset_keys) & set(first.dataset_keys))
+    return [f"{first.accession_id} and {other.accession_id} are mapped to different datasets in sda.file_dataset"]

@@ -74,7 +74,7 @@ def test_dagster_home_files_hold_no_secret(make_node) -> None:
     node: Node = make_node("posix", "s3")
     dataset_id = node.dataset_id("nosecrets")
     node.add_dataset(dataset_id, [("n.c4gh", b"n" * 100)])
-    assert node.bpsync("sync", dataset_id).returncode == 0
+    assert node.sync_mapped(dataset_id).returncode == 0
 
     for path in node.dagster_home.rglob("*"):
         if path.is_file():

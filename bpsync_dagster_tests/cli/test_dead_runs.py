@@ -24,7 +24,7 @@ def sync_hanging_on_the_post(node: Node, name: str) -> Iterator[tuple[subprocess
     files = node.add_dataset(dataset_id, [(f"{name}/{index}.c4gh", os.urandom(2000 + index)) for index in range(2)])
     attempts = node.remote.attempts
     node.remote.fail_next_by_hanging(1, HANG_SECONDS)
-    process = start_bpsync(node, "sync", dataset_id)
+    process = start_bpsync(node, *node.sync_arguments(dataset_id))
     try:
         run_id = run_id_of("".join(read_until(process, " run ")))
         assert len(run_id) == 36, run_id

@@ -609,7 +609,7 @@ def test_sda_init_creates_a_database_the_service_accepts(scratch_database: str) 
         )
     )
     with database.connect() as connection:
-        assert database.check_schema_version(connection) == 23
+        assert database.state(connection).version == 23
 
 
 # --- the Dockerfile and the image's commands ------------------------------------------------------

@@ -66,7 +66,7 @@ def test_a_database_down_at_the_start_and_back_within_the_retries(
     dataset_id = seed_dataset(node, witness, "late-database", [1000, 2000])
     sda_postgres.stop()
 
-    process = start_bpsync(node, "sync", dataset_id, jitter=0.2)
+    process = start_bpsync(node, *node.sync_arguments(dataset_id), jitter=0.2)
     lines = read_until(process, "fetch_file_records will retry")
     sda_postgres.start()
     rest, _ = process.communicate(timeout=120)
@@ -86,7 +86,7 @@ def test_a_database_down_past_the_retries_fails_in_one_line_and_reexecutes_once_
     dataset_id = seed_dataset(node, witness, "absent-database", [1000, 2000])
     sda_postgres.stop()
 
-    failed = bpsync_pinned(node, "sync", dataset_id, jitter=0.02)
+    failed = bpsync_pinned(node, *node.sync_arguments(dataset_id), jitter=0.02)
 
     assert failed.returncode == 1
     line = failure_line(failed.stderr)
@@ -115,7 +115,7 @@ def test_a_database_restarted_while_the_files_are_copied(
             sda_postgres.restart()
             restarts_done.append(time.monotonic())
 
-    process = start_bpsync(node, "sync", dataset_id, "--parallel-files", "1", jitter=0.02)
+    process = start_bpsync(node, *node.sync_arguments(dataset_id), "--parallel-files", "1", jitter=0.02)
     lines = read_until(process, "copy_files ...")
     restarter = threading.Thread(target=restart_until_the_copy_is_done)
     restarter.start()

@@ -58,7 +58,9 @@ def test_transient_faults_are_retried_with_growing_gaps_and_the_post_waits_for_e
     node.remote.fail_next_by_closing(1)
     node.remote.fail_next_by_hanging(1, seconds=120)
 
-    result = bpsync_pinned(node, "sync", dataset_id, jitter=jitter, remote_read_timeout=READ_TIMEOUT_SECONDS)
+    result = bpsync_pinned(
+        node, *node.sync_arguments(dataset_id), jitter=jitter, remote_read_timeout=READ_TIMEOUT_SECONDS
+    )
 
     assert result.returncode == 0, result.stdout + result.stderr
     retries = [line for line in result.stdout.splitlines() if "post_manifest will retry" in line]
@@ -83,7 +85,7 @@ def test_a_remote_that_stays_down_fails_the_run_in_one_line_and_reexecution_only
     dataset_id = seed_dataset(node, witness, "down")
     node.remote.fail_next(REMOTE_API_RETRY.max_retries + 1, status=503)
 
-    failed = bpsync_pinned(node, "sync", dataset_id, jitter=0.02)
+    failed = bpsync_pinned(node, *node.sync_arguments(dataset_id), jitter=0.02)
 
     assert failed.returncode == 1
     line = failure_line(failed.stderr)
@@ -109,7 +111,7 @@ def test_client_errors_fail_at_once_in_one_line(
     dataset_id = seed_dataset(node, witness, f"refused-{status}")
     node.remote.fail_next(1, status=status)
 
-    result = bpsync_pinned(node, "sync", dataset_id, jitter=0.02)
+    result = bpsync_pinned(node, *node.sync_arguments(dataset_id), jitter=0.02)
 
     assert result.returncode == 1
     line = failure_line(result.stderr)

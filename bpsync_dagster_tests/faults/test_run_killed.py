@@ -92,7 +92,7 @@ def temporary_objects(node: Node) -> list[str]:
 
 def kill_during_copy(node: Node, dataset_id: str, total_bytes: int, fraction: float) -> tuple[str, float]:
     """Start `bpsync sync`, SIGKILL it once `fraction` of the bytes are in sync storage; its run ID."""
-    process = start_bpsync(node, "sync", dataset_id)
+    process = start_bpsync(node, *node.sync_arguments(dataset_id))
     try:
         lines = read_until(process, "copy_files ...")
         wait_for(lambda: bytes_in_sync_storage(node) >= fraction * total_bytes, timeout=120, interval=0.005)
@@ -161,7 +161,7 @@ def test_a_killed_s3_upload_is_aborted_by_the_reexecution(make_node, witness: Ma
         files = node.add_dataset(dataset_id, [("killed/upload.c4gh", os.urandom(16 * MIB))])
         witness.expect(dataset_id, files)
         gate = private_s3.hold_upload_parts()
-        process = start_bpsync(node, "sync", dataset_id)
+        process = start_bpsync(node, *node.sync_arguments(dataset_id))
         try:
             lines = read_until(process, "copy_files ...")
             assert gate.wait_until_held(1, timeout=120), "the upload sent no part"

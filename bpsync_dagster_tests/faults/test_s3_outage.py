@@ -51,7 +51,7 @@ def test_an_outage_during_a_multipart_upload_is_survived(
     witness.expect(dataset_id, files)
 
     server_back = private_s3.outage_at_upload_part(OUTAGE_AT_PART, OUTAGE_SECONDS)
-    process = start_bpsync(node, "sync", dataset_id, jitter=0.1)
+    process = start_bpsync(node, *node.sync_arguments(dataset_id), jitter=0.1)
     output, _ = process.communicate(timeout=300)
 
     assert server_back.is_set(), "the upload never reached the part where the outage begins"

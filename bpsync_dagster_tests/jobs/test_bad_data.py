@@ -12,9 +12,9 @@ import pytest
 from crypt4gh import header as c4gh_header
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from bpsync_dagster_tests.support import crypt4gh_files, sda_database
+from bpsync_dagster_tests.support import crypt4gh_files
 from bpsync_dagster_tests.support.crypt4gh_files import CHACHA20_POLY1305, KeyPair
-from bpsync_dagster_tests.support.environment import ARCHIVE_BUCKET, Node, split_crypt4gh
+from bpsync_dagster_tests.support.environment import ARCHIVE_BUCKET, SDA_DB_DATASETS_USER, Node, split_crypt4gh
 
 SEGMENT = 65536
 
@@ -36,6 +36,7 @@ def assert_nothing_left(node: Node) -> None:
 @pytest.mark.parametrize("sync", ["posix", "s3"])
 def test_every_unsyncable_record_is_named_before_anything_is_copied(make_node, sync: str) -> None:
     node: Node = make_node("posix", sync)
+    node.database_user = SDA_DB_DATASETS_USER
     dataset_id = node.dataset_id("records")
     other_dataset = node.dataset_id("other")
     good = node.add_file(f"{dataset_id}-GOOD", f"{node.prefix}/good.c4gh", b"good")
@@ -60,13 +61,13 @@ def test_every_unsyncable_record_is_named_before_anything_is_copied(make_node, s
     }
     for name, (spec, _) in cases.items():
         item = node.add_file(f"{dataset_id}-{name}", spec["path"], name.encode())
-        sda_database.map_dataset(node.sda_dsn, spec.get("dataset", dataset_id), [item.accession_id])
+        node.map_dataset(spec.get("dataset", dataset_id), [item.accession_id])
         if "header" in spec:
             with closing(psycopg2.connect(node.sda_dsn)) as connection, connection, connection.cursor() as cursor:
                 cursor.execute(
                     "UPDATE sda.files SET header = %s WHERE stable_id = %s", (spec["header"], item.accession_id)
                 )
-    sda_database.map_dataset(node.sda_dsn, dataset_id, [good.accession_id])
+    node.map_dataset(dataset_id, [good.accession_id])
     unknown = f"{dataset_id}-UNKNOWN"
     requested = [good.accession_id, unknown, *(f"{dataset_id}-{name}" for name in cases)]
 
@@ -110,9 +111,9 @@ def test_headers_the_node_key_cannot_use_are_all_named(make_node, key_pairs: tup
     }
     for name, (header, body, _) in cases.items():
         node.add_file(f"{dataset_id}-{name}", f"{node.prefix}/{name}.c4gh", plaintext, header=header, body=body)
-    sda_database.map_dataset(node.sda_dsn, dataset_id, [f"{dataset_id}-{name}" for name in cases])
+    node.map_dataset(dataset_id, [f"{dataset_id}-{name}" for name in cases])
 
-    result = node.bpsync("sync", dataset_id)
+    result = node.sync_mapped(dataset_id)
 
     line = failure_line(result, dataset_id)
     assert "in step reencrypt_headers" in line and "cannot re-encrypt headers" in line
@@ -161,9 +162,9 @@ def test_a_header_with_several_data_keys_and_an_edit_list_syncs_to_the_edited_pl
     header, body = several_keys_and_edit_list(plaintext, node.node_keys.public_key, edit_list)
     assert crypt4gh_files.decrypt(header, body, node.node_keys.secret_key) == edited(plaintext, edit_list)
     item = node.add_file(f"{dataset_id}-F1", f"{node.prefix}/multikey.c4gh", plaintext, header=header, body=body)
-    sda_database.map_dataset(node.sda_dsn, dataset_id, [item.accession_id])
+    node.map_dataset(dataset_id, [item.accession_id])
 
-    result = node.bpsync("sync", dataset_id)
+    result = node.sync_mapped(dataset_id)
 
     assert result.returncode == 0, result.stderr
     assert node.decrypt_synced(item.path) == edited(plaintext, edit_list)
@@ -194,12 +195,12 @@ def test_an_archived_body_that_does_not_match_its_record_fails_clearly(
     item = node.add_file(
         f"{dataset_id}-F1", f"{node.prefix}/body.c4gh", b"", header=header, body=body, archive_file_size=recorded_size
     )
-    sda_database.map_dataset(node.sda_dsn, dataset_id, [item.accession_id])
+    node.map_dataset(dataset_id, [item.accession_id])
     if defect == "missing":
         archive_name = f"{node.prefix}/{node.archived_body_path(item.accession_id).name}"
         node.s3.client().delete_object(Bucket=ARCHIVE_BUCKET, Key=archive_name)
 
-    result = node.bpsync("sync", dataset_id)
+    result = node.sync_mapped(dataset_id)
 
     line = failure_line(result, dataset_id)
     assert "in step copy_files" in line

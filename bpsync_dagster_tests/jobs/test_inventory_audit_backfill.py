@@ -14,7 +14,7 @@ from bpsync_dagster.resources import RESOURCES
 from bpsync_dagster.sync_runs import LAUNCHED_BY_TAG
 from bpsync_dagster_tests.support.asset_checks import latest_check_evaluation
 from bpsync_dagster_tests.support.daemon import Daemon, wait_until
-from bpsync_dagster_tests.support.environment import Node, SeededFile
+from bpsync_dagster_tests.support.environment import SDA_DB_DATASETS_USER, Node, SeededFile
 
 
 def latest_check(instance: dg.DagsterInstance, dataset_id: str) -> dg.AssetCheckEvaluation:
@@ -51,6 +51,7 @@ def test_audit_finds_drift_resyncs_it_and_backfill_syncs_only_what_never_was(
     make_isolated_node, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     node: Node = make_isolated_node("posix", "posix")
+    node.database_user = SDA_DB_DATASETS_USER  # audit and backfill list the local datasets
     node.extra_env = {"SYNC_CENTERPREFIX": f"SYNC-{node.prefix}-"}
     instance = node.configure_this_process(monkeypatch)
     datasets: dict[str, list[SeededFile]] = {}
@@ -61,7 +62,7 @@ def test_audit_finds_drift_resyncs_it_and_backfill_syncs_only_what_never_was(
         )
     deleted, truncated, intact, never = datasets
     for dataset_id in (deleted, truncated, intact):
-        assert node.bpsync("sync", dataset_id).returncode == 0
+        assert node.sync_mapped(dataset_id).returncode == 0
 
     assert instance.get_materialized_partitions(SYNCED_DATASET) == {deleted, truncated, intact}
     metadata = latest_materialization(instance, deleted).metadata

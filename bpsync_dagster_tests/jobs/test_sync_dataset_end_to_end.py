@@ -68,7 +68,7 @@ def test_json_logs_carry_the_dataset_and_accession_ids(make_node) -> None:
     dataset_id = node.dataset_id("json-logs")
     (item,) = node.add_dataset(dataset_id, [("logged.c4gh", b"logged")])
 
-    result = node.bpsync("sync", dataset_id)
+    result = node.sync_mapped(dataset_id)
 
     assert result.returncode == 0, result.stderr
     entries = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]

@@ -27,7 +27,7 @@ def test_without_accession_ids_the_dataset_files_are_synced(make_node) -> None:
     dataset_id = node.dataset_id("whole")
     files = node.add_dataset(dataset_id, [("one.c4gh", b"1" * 10), ("two.c4gh", b"2" * 20)])
 
-    result = node.bpsync("sync", dataset_id)
+    result = node.sync_mapped(dataset_id)
 
     assert result.returncode == 0, result.stderr
     assert [entry["file_id"] for entry in node.remote.received[0]["dataset_files"]] == [f.accession_id for f in files]
@@ -39,7 +39,7 @@ def test_s3_buckets_roll_over_and_a_full_storage_fails_clearly(make_node) -> Non
     first = node.dataset_id("rollover-a")
     node.add_dataset(first, [(f"a{index}.c4gh", os.urandom(100)) for index in range(5)])
 
-    assert node.bpsync("sync", first, "--parallel-files", "2").returncode == 0
+    assert node.sync_mapped(first, "--parallel-files", "2").returncode == 0
     client = node.s3.client()
     counts = [len(client.list_objects_v2(Bucket=bucket).get("Contents", [])) for bucket in node.sync_buckets()]
     assert node.sync_buckets() == [f"{node.bucket_prefix}{number}" for number in (1, 2, 3)]
@@ -47,7 +47,7 @@ def test_s3_buckets_roll_over_and_a_full_storage_fails_clearly(make_node) -> Non
 
     second = node.dataset_id("rollover-b")
     node.add_dataset(second, [("b0.c4gh", b"b0"), ("b1.c4gh", b"b1")])
-    result = node.bpsync("sync", second, "--parallel-files", "1")
+    result = node.sync_mapped(second, "--parallel-files", "1")
 
     assert result.returncode == 1
     assert "sync storage is full" in result.stderr
@@ -155,7 +155,7 @@ def test_transient_remote_errors_are_retried(make_node) -> None:
     node.remote.fail_next(1, status=503)
     node.remote.fail_next_by_closing(1)
 
-    result = node.bpsync("sync", dataset_id)
+    result = node.sync_mapped(dataset_id)
 
     assert result.returncode == 0, result.stderr
     assert "post_manifest will retry" in result.stdout
@@ -169,7 +169,7 @@ def test_refused_credentials_fail_at_once(make_node) -> None:
     dataset_id = node.dataset_id("refused")
     node.add_dataset(dataset_id, [("refused.c4gh", b"data")])
 
-    result = node.bpsync("sync", dataset_id)
+    result = node.sync_mapped(dataset_id)
 
     assert result.returncode == 1
     assert "HTTP 401" in result.stderr and "sync.remote.user" in result.stderr
@@ -197,7 +197,7 @@ def test_bad_configuration_is_one_line_before_any_run(make_node, env: dict[str, 
     dataset_id = node.dataset_id("badconfig")
     node.add_dataset(dataset_id, [("x.c4gh", b"x")])
 
-    result = node.bpsync("sync", dataset_id)
+    result = node.sync_mapped(dataset_id)
 
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
@@ -212,7 +212,7 @@ def test_an_sda_schema_older_than_23_is_refused_at_once(make_node) -> None:
     create_sda_database(OLD_SDA_DB, schema_version=22)
     node.extra_env = {"DB_DATABASE": OLD_SDA_DB}
     try:
-        result = node.bpsync("sync", node.dataset_id("old-schema"))
+        result = node.bpsync("sync", node.dataset_id("old-schema"), node.dataset_id("old-schema-F000"))
     finally:
         drop_database(OLD_SDA_DB)
 
@@ -242,9 +242,9 @@ def test_every_call_syncs_again(make_node) -> None:
     dataset_id = node.dataset_id("again")
     (item,) = node.add_dataset(dataset_id, [("again.c4gh", b"again" * 100)])
 
-    first = node.bpsync("sync", dataset_id)
+    first = node.sync_mapped(dataset_id)
     header_after_first = node.synced_object(item.path)[:124]
-    second = node.bpsync("sync", dataset_id)
+    second = node.sync_mapped(dataset_id)
 
     assert first.returncode == 0 and second.returncode == 0, second.stderr
     assert "1 files copied, 0 already in place" in second.stdout

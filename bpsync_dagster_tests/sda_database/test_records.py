@@ -145,6 +145,21 @@ def test_every_problem_of_every_record_is_reported_up_to_ten() -> None:
     assert "\n" not in message
 
 
+def test_without_dataset_names_files_sharing_no_dataset_key_are_refused() -> None:
+    first = record(accession_id="SYNC-123-00001", datasets=None, dataset_keys=("7",))
+    shared = record(accession_id="SYNC-123-00002", datasets=None, dataset_keys=("7", "9"))
+    unmapped = record(accession_id="SYNC-123-00003", datasets=None, dataset_keys=())
+    other = record(accession_id="SYNC-123-00004", datasets=None, dataset_keys=("9",))
+
+    check_records(DATASET, [], [first, shared, unmapped])
+    with pytest.raises(RecordError) as caught:
+        check_records(DATASET, [], [first, shared, unmapped, other])
+
+    assert str(caught.value) == (
+        f"dataset {DATASET}: SYNC-123-00001 and SYNC-123-00004 are mapped to different datasets in sda.file_dataset"
+    )
+
+
 def test_checksum_with_trailing_newline_is_refused() -> None:
     assert record_problems(record(unencrypted_sha256=SHA + "\n"), DATASET) == [
         "the SHA256 UNENCRYPTED checksum is not 64 hex digits"

@@ -38,7 +38,7 @@ def sync_nested_dataset(node: Node, umask: int) -> dict[str, int]:
     dataset_id = node.dataset_id("modes")
     files = node.add_dataset(dataset_id, NESTED_FILES)
     with process_umask(umask):
-        result = node.bpsync("sync", dataset_id)
+        result = node.sync_mapped(dataset_id)
     assert result.returncode == 0, result.stdout + result.stderr
     for item in files:
         assert node.decrypt_synced(item.path) == item.plaintext

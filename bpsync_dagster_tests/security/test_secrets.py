@@ -109,16 +109,16 @@ def test_no_secret_is_written_anywhere_with_debug_logging(make_isolated_node, tm
         node.extra_env = {"LOG_LEVEL": "debug", "BROKER_QUEUE": names.mapping_queue, "BROKER_EXCHANGE": names.exchange}
         synced = node.dataset_id("synced")
         node.add_dataset(synced, [("s.c4gh", b"synced " * 20)])
-        assert run_bpsync("successful sync", "sync", synced) == 0
+        assert run_bpsync("successful sync", *node.sync_arguments(synced)) == 0
 
         refused = node.dataset_id("refused")
         node.add_dataset(refused, [("r.c4gh", b"refused " * 20)])
         node.extra_env["SYNC_REMOTE_PASSWORD"] = WRONG_REMOTE_PASSWORD
-        assert run_bpsync("sync refused by the remote", "sync", refused) == 1
+        assert run_bpsync("sync refused by the remote", *node.sync_arguments(refused)) == 1
         del node.extra_env["SYNC_REMOTE_PASSWORD"]
 
         node.extra_env["C4GH_PASSPHRASE"] = WRONG_PASSPHRASE
-        assert run_bpsync("sync with a wrong passphrase", "sync", refused) == 2
+        assert run_bpsync("sync with a wrong passphrase", *node.sync_arguments(refused)) == 2
         del node.extra_env["C4GH_PASSPHRASE"]
 
         assert run_bpsync("check", "check") == 0

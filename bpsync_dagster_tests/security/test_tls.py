@@ -77,10 +77,9 @@ def tls_postgres(tmp_path_factory: pytest.TempPathFactory, tls_files: TlsFiles) 
         cluster.execute(f"CREATE DATABASE {TLS_SDA_DATABASE}")
         cluster.execute(sda_database.SDA_DDL, database=TLS_SDA_DATABASE)
         cluster.execute(
-            f"INSERT INTO sda.dbschema_version (version, description) VALUES (23, 'tls test');"
-            f"CREATE ROLE {SDA_DB_USER} LOGIN;"
-            f"GRANT USAGE ON SCHEMA sda TO {SDA_DB_USER};"
-            f"GRANT SELECT ON ALL TABLES IN SCHEMA sda TO {SDA_DB_USER};",
+            "INSERT INTO sda.dbschema_version (version, description) VALUES (23, 'tls test');"
+            + sda_database.sda_sync_login_role(SDA_DB_USER, None)
+            + sda_database.sda_sync_grants("sync", "base"),
             database=TLS_SDA_DATABASE,
         )
         yield cluster
@@ -221,7 +220,7 @@ def test_a_sync_reads_the_sda_database_over_verified_tls_with_a_client_certifica
     dataset_id = node.dataset_id("tls-db")
     files = node.add_dataset(dataset_id, [("one.c4gh", b"first file " * 40), ("two.c4gh", b"second file " * 90)])
 
-    result = node.bpsync("sync", dataset_id)
+    result = node.sync_mapped(dataset_id)
 
     assert result.returncode == 0, result.stdout + result.stderr
     for item in files:
@@ -272,7 +271,7 @@ def test_a_sync_posts_its_manifest_over_https_to_a_remote_of_a_custom_ca(
     dataset_id = node.dataset_id("https")
     files = node.add_dataset(dataset_id, [("h.c4gh", b"over https " * 30)])
 
-    result = node.bpsync("sync", dataset_id)
+    result = node.sync_mapped(dataset_id)
 
     assert result.returncode == 0, result.stdout + result.stderr
     (manifest,) = https_remote_api.received

@@ -45,7 +45,7 @@ def test_a_run_that_died_after_delivering_its_manifest_reports_nothing(sensor_no
         instance = configure_sensor(sensor_node, monkeypatch, names)
         dataset_id = sensor_node.dataset_id("delivered")
         sensor_node.add_dataset(dataset_id, [("delivered.c4gh", b"delivered" * 40)])
-        synced = sensor_node.bpsync("sync", dataset_id)
+        synced = sensor_node.sync_mapped(dataset_id)
         assert synced.returncode == 0, synced.stderr
         run_id = synced.stdout.split(" run ", 1)[1].split()[0]
         # As when the process is killed between the last step and the run's success.

@@ -18,7 +18,7 @@ from crypt4gh import header as c4gh_header
 from dagster import DagsterInstance
 
 from bpsync_dagster.configuration import service_settings
-from bpsync_dagster_tests.support import crypt4gh_files, sda_database
+from bpsync_dagster_tests.support import crypt4gh_files, rabbitmq, sda_database
 from bpsync_dagster_tests.support.remote_api import StandInRemoteApi
 from bpsync_dagster_tests.support.s3_server import ACCESS_KEY, SECRET_KEY, S3Server
 
@@ -30,15 +30,26 @@ DAGSTER_DB = f"bpsync_test_dagster_{os.getpid()}"
 DAGSTER_DB_USER = "bpsync_test_dagster"
 DAGSTER_DB_PASSWORD = "dagster-db-secret-29f"
 SDA_DB = f"bpsync_test_sda_{os.getpid()}"
-SDA_DB_USER = "bpsync_test_sda_reader"
+# Login roles with exactly the SDA's `sync` and `base` grants, and with SELECT on sda.datasets besides.
+SDA_DB_USER = "bpsync_test_sda_sync"
+SDA_DB_DATASETS_USER = "bpsync_test_sda_sync_datasets"
 SDA_DB_PASSWORD = "sda-db-secret-47c"
+SDA_SYNC_ROLE = "bpsync_test_role_sync"
+SDA_BASE_ROLE = "bpsync_test_role_base"
 REMOTE_USER = "remote-sync-user"
 REMOTE_PASSWORD = "remote-api-secret-83b"
 NODE_PASSPHRASE = "node-key-passphrase-61d"
 SUBMITTER = "submitter@example.org"
 ARCHIVE_BUCKET = "archive"
 
-SECRETS = (DAGSTER_DB_PASSWORD, SDA_DB_PASSWORD, REMOTE_PASSWORD, NODE_PASSPHRASE, SECRET_KEY)
+SECRETS = (
+    DAGSTER_DB_PASSWORD,
+    SDA_DB_PASSWORD,
+    REMOTE_PASSWORD,
+    NODE_PASSPHRASE,
+    SECRET_KEY,
+    rabbitmq.SERVICE_PASSWORD,
+)
 
 
 def assert_no_secret(text: str, where: str) -> None:
@@ -55,10 +66,12 @@ def _admin_execute(*statements: str) -> None:
                 cursor.execute(statement)
 
 
-def create_role(name: str, password: str) -> None:
+def create_role(name: str, password: str | None = None) -> None:
+    """A login role with `password`, or a group role without one; created or updated."""
+    options = f"LOGIN PASSWORD '{password}'" if password else "NOLOGIN"
     _admin_execute(
-        f"DO $$ BEGIN CREATE ROLE {name} LOGIN PASSWORD '{password}'; "
-        f"EXCEPTION WHEN duplicate_object THEN ALTER ROLE {name} LOGIN PASSWORD '{password}'; END $$"
+        f"DO $$ BEGIN CREATE ROLE {name} {options}; "
+        f"EXCEPTION WHEN duplicate_object THEN ALTER ROLE {name} {options}; END $$"
     )
 
 
@@ -80,12 +93,17 @@ def drop_database(name: str) -> None:
 
 
 def create_sda_database(name: str = SDA_DB, schema_version: int = 23) -> str:
-    """A fresh SDA database readable by a password-protected role; its DSN as administrator."""
+    """A fresh SDA database with the SDA's grants: `SDA_DB_USER` holds exactly its roles `sync` and
+    `base`, `SDA_DB_DATASETS_USER` also SELECT on sda.datasets. Returns the DSN as administrator."""
     dsn = sda_database.create_sda_database(name, schema_version)
-    create_role(SDA_DB_USER, SDA_DB_PASSWORD)
+    for role in (SDA_SYNC_ROLE, SDA_BASE_ROLE):
+        create_role(role)
+    for user in (SDA_DB_USER, SDA_DB_DATASETS_USER):
+        create_role(user, SDA_DB_PASSWORD)
+        _admin_execute(f"GRANT {SDA_SYNC_ROLE}, {SDA_BASE_ROLE} TO {user}")
     with closing(psycopg2.connect(dsn)) as connection, connection, connection.cursor() as cursor:
-        cursor.execute(f"GRANT USAGE ON SCHEMA sda TO {SDA_DB_USER}")
-        cursor.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA sda TO {SDA_DB_USER}")
+        cursor.execute(sda_database.sda_sync_grants(SDA_SYNC_ROLE, SDA_BASE_ROLE))
+        cursor.execute(f"GRANT SELECT ON sda.datasets TO {SDA_DB_DATASETS_USER}")
     return dsn
 
 
@@ -132,6 +150,8 @@ class Node:
     sync_s3_options: dict[str, object] = field(default_factory=dict)
     sync_posix_options: dict[str, object] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)
+    database_user: str = SDA_DB_USER
+    dataset_files: dict[str, list[str]] = field(default_factory=dict)
     prefix: str = field(default_factory=lambda: f"t{uuid.uuid4().hex[:8]}")
 
     @property
@@ -192,14 +212,14 @@ class Node:
             "broker": {
                 "host": "127.0.0.1",
                 "port": 5672,
-                "user": "guest",
-                "password": "guest",
+                "user": rabbitmq.SERVICE_USER,
+                "password": rabbitmq.SERVICE_PASSWORD,
                 "queue": "mapping_stream",
             },
             "db": {
                 "host": "127.0.0.1",
                 "port": 5432,
-                "user": SDA_DB_USER,
+                "user": self.database_user,
                 "password": SDA_DB_PASSWORD,
                 "database": SDA_DB,
                 "sslmode": "disable",
@@ -284,8 +304,20 @@ class Node:
             self.add_file(f"{dataset_id}-F{index:03d}", f"{self.prefix}/{path}", plaintext)
             for index, (path, plaintext) in enumerate(files)
         ]
-        sda_database.map_dataset(self.sda_dsn, dataset_id, [item.accession_id for item in seeded])
+        self.map_dataset(dataset_id, [item.accession_id for item in seeded])
         return seeded
+
+    def map_dataset(self, dataset_id: str, accession_ids: list[str]) -> None:
+        """Map files to the dataset as the SDA's mapper does, and remember them for `sync`."""
+        sda_database.map_dataset(self.sda_dsn, dataset_id, accession_ids)
+        self.dataset_files.setdefault(dataset_id, []).extend(accession_ids)
+
+    def sync_arguments(self, dataset_id: str) -> list[str]:
+        """`bpsync` arguments that sync a dataset mapped here, naming its files as a mapping message does."""
+        return ["sync", dataset_id, *self.dataset_files[dataset_id]]
+
+    def sync_mapped(self, dataset_id: str, *options: str) -> subprocess.CompletedProcess[str]:
+        return self.bpsync(*self.sync_arguments(dataset_id), *options)
 
     def sync_with_a_missing_body(self, name: str) -> FailedSync:
         """Sync a three-file dataset whose last archived body (POSIX) is missing: a failed run."""
@@ -294,7 +326,7 @@ class Node:
         missing = self.archived_body_path(files[-1].accession_id)
         body = missing.read_bytes()
         missing.unlink()
-        return FailedSync(dataset_id, files, self.bpsync("sync", dataset_id), missing, body)
+        return FailedSync(dataset_id, files, self.sync_mapped(dataset_id), missing, body)
 
     def dataset_id(self, name: str) -> str:
         return f"SYNC-{self.prefix}-{name}"

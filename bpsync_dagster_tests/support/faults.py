@@ -155,15 +155,14 @@ def leftovers(node: Node) -> list[str]:
 
 
 def use_private_sda_database(node: Node, database: PrivatePostgres) -> None:
-    """Make `database` (running) the node's SDA database: schema 23, the password-protected reader role."""
+    """Make `database` (running) the node's SDA database: schema 23, a login role with the SDA's sync grants."""
     database.execute(f"CREATE DATABASE {PRIVATE_SDA_DB}")
-    database.execute(f"CREATE ROLE {SDA_DB_USER} LOGIN PASSWORD '{SDA_DB_PASSWORD}'")
+    database.execute(sda_database.sda_sync_login_role(SDA_DB_USER, SDA_DB_PASSWORD))
     dsn = database.dsn(PRIVATE_SDA_DB)
     with closing(psycopg2.connect(dsn)) as connection, connection, connection.cursor() as cursor:
         cursor.execute(sda_database.SDA_DDL)
         cursor.execute("INSERT INTO sda.dbschema_version (version, description) VALUES (23, 'fault tests')")
-        cursor.execute(f"GRANT USAGE ON SCHEMA sda TO {SDA_DB_USER}")
-        cursor.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA sda TO {SDA_DB_USER}")
+        cursor.execute(sda_database.sda_sync_grants("sync", "base"))
     node.sda_dsn = dsn
     node.extra_env = {**node.extra_env, "DB_PORT": str(database.port), "DB_DATABASE": PRIVATE_SDA_DB}
 

@@ -2,6 +2,7 @@
 and `error` to an error queue, on the shared broker or a private one."""
 
 import json
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -12,6 +13,23 @@ import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
 SHARED_BROKER = pika.ConnectionParameters("127.0.0.1", 5672, credentials=pika.PlainCredentials("guest", "guest"))
+
+# The service logs in as a user with the SDA's permissions: configure nothing, write only the
+# exchange `sda` (each test's is `<prefix>-sda`), read everything.
+SERVICE_USER = "bpsync_test_sync"
+SERVICE_PASSWORD = "broker-secret-5e1"
+SERVICE_PERMISSIONS = ("^$", "^(.+-)?sda$", ".*")
+
+
+def ensure_service_user() -> None:
+    """Create (or reset) the service's user on the shared broker's vhost `/` with the SDA's permissions."""
+
+    def rabbitmqctl(*arguments: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["rabbitmqctl", "-q", *arguments], capture_output=True, text=True, timeout=60)
+
+    if rabbitmqctl("add_user", SERVICE_USER, SERVICE_PASSWORD).returncode != 0:
+        rabbitmqctl("change_password", SERVICE_USER, SERVICE_PASSWORD).check_returncode()
+    rabbitmqctl("set_permissions", "-p", "/", SERVICE_USER, *SERVICE_PERMISSIONS).check_returncode()
 
 
 @dataclass(frozen=True)

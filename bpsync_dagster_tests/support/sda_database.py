@@ -60,6 +60,19 @@ CREATE TABLE sda.checksums (
     CONSTRAINT unique_checksum UNIQUE (file_id, type, source)
 );
 
+CREATE TABLE sda.file_event_log (
+    id                   SERIAL PRIMARY KEY,
+    file_id              UUID REFERENCES sda.files(id),
+    event                TEXT,
+    user_id              TEXT,
+    details              JSONB,
+    message              JSONB,
+    started_at           TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT clock_timestamp(),
+    finished_at          TIMESTAMP WITH TIME ZONE,
+    success              BOOLEAN,
+    error                TEXT
+);
+
 CREATE TABLE sda.file_dataset (
     id                   SERIAL PRIMARY KEY,
     file_id              UUID REFERENCES sda.files(id) NOT NULL,
@@ -113,6 +126,27 @@ def create_sda_database(name: str, schema_version: int = 23) -> str:
             (schema_version, "Created by bpsync_dagster_tests"),
         )
     return dsn
+
+
+def sda_sync_grants(sync_role: str, base_role: str) -> str:
+    """The SDA's grants to its roles `sync` and `base` (its `postgresql/initdb.d/04_grants.sql`), for
+    roles of the given names."""
+    return f"""
+    GRANT USAGE ON SCHEMA sda TO {base_role};
+    GRANT SELECT ON sda.dbschema_version TO {base_role};
+    GRANT USAGE ON SCHEMA sda TO {sync_role};
+    GRANT SELECT ON sda.files TO {sync_role};
+    GRANT SELECT ON sda.file_dataset TO {sync_role};
+    GRANT SELECT ON sda.file_event_log TO {sync_role};
+    GRANT SELECT ON sda.checksums TO {sync_role};
+    """
+
+
+def sda_sync_login_role(login_role: str, password: str | None) -> str:
+    """For a fresh cluster: the SDA's group roles `sync` and `base` and a login role holding both,
+    as the SDA's integration test sets up its sync service."""
+    login = f"LOGIN PASSWORD '{password}'" if password else "LOGIN"
+    return f"CREATE ROLE sync; CREATE ROLE base; CREATE ROLE {login_role} {login}; GRANT sync, base TO {login_role};"
 
 
 def insert_file(dsn: str, sda_file: SdaFile) -> str:

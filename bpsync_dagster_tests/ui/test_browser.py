@@ -94,7 +94,7 @@ def test_a_cli_run_shows_its_dataset_and_per_file_metadata_in_the_ui(
     node = ui_node
     dataset_id = node.dataset_id("ui")
     files = node.add_dataset(dataset_id, [(f"slide-{index}.c4gh", os.urandom(2000 + index)) for index in range(3)])
-    synced = node.bpsync("sync", dataset_id)
+    synced = node.sync_mapped(dataset_id)
     assert synced.returncode == 0, synced.stderr
     run_id = synced.stdout.split(" run ", 1)[1].split()[0]
 
@@ -152,7 +152,7 @@ def test_the_asset_catalog_lists_synced_datasets_with_their_audit(
     for dataset_id in (synced, drifted):
         (item,) = node.add_dataset(dataset_id, [(f"{dataset_id[-9:]}/one.c4gh", os.urandom(1500))])
         paths[dataset_id] = node.sync_dir / item.path
-        assert node.bpsync("sync", dataset_id).returncode == 0
+        assert node.sync_mapped(dataset_id).returncode == 0
     paths[drifted].unlink()
     instance = node.configure_this_process(monkeypatch)
     assert audit_sync.execute_in_process(instance=instance, resources=RESOURCES).success

@@ -15,7 +15,7 @@ from bpsync_dagster.inventory import MATCHES_SDA_CHECK, SYNCED_DATASET
 from bpsync_dagster.sync_runs import LOCATION_NAME
 from bpsync_dagster_tests.support.asset_checks import latest_check_record
 from bpsync_dagster_tests.support.daemon import Daemon
-from bpsync_dagster_tests.support.environment import Node
+from bpsync_dagster_tests.support.environment import SDA_DB_DATASETS_USER, Node
 from bpsync_dagster_tests.support.webserver import finished_status, graphql
 
 LAUNCH_RUN = """
@@ -61,10 +61,11 @@ def check_run_evaluation(instance: dg.DagsterInstance, dataset_id: str, run_id: 
 
 def test_a_datasets_check_runs_alone_from_the_ui(ui_node: Node, start_webserver, tmp_path: Path) -> None:
     node = ui_node
+    node.database_user = SDA_DB_DATASETS_USER  # the check reads the dataset's files from sda.datasets
     node.extra_env = {"BROKER_QUEUE": f"{node.prefix}-absent", "BROKER_EXCHANGE": f"{node.prefix}-absent"}
     dataset_id = node.dataset_id("checked")
     files = node.add_dataset(dataset_id, [(f"checked/f{index}.c4gh", os.urandom(2000 + index)) for index in range(2)])
-    assert node.bpsync("sync", dataset_id).returncode == 0
+    assert node.sync_mapped(dataset_id).returncode == 0
     instance = node.instance()
 
     daemon = Daemon(node.environment(), tmp_path / "daemon.log")

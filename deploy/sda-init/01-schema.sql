@@ -53,6 +53,19 @@ CREATE TABLE sda.checksums (
     CONSTRAINT unique_checksum UNIQUE (file_id, type, source)
 );
 
+CREATE TABLE sda.file_event_log (
+    id                   SERIAL PRIMARY KEY,
+    file_id              UUID REFERENCES sda.files(id),
+    event                TEXT,
+    user_id              TEXT,
+    details              JSONB,
+    message              JSONB,
+    started_at           TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT clock_timestamp(),
+    finished_at          TIMESTAMP WITH TIME ZONE,
+    success              BOOLEAN,
+    error                TEXT
+);
+
 CREATE TABLE sda.file_dataset (
     id                   SERIAL PRIMARY KEY,
     file_id              UUID REFERENCES sda.files(id) NOT NULL,
