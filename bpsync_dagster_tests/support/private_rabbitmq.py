@@ -16,6 +16,9 @@ Data survives `stop()` / `start()`: the same mnesia directory is reused, so dura
 and persistent messages are still there after a restart.
 """
 
+import base64
+import hashlib
+import json
 import os
 import re
 import secrets
@@ -31,6 +34,7 @@ import pika
 import pika.exceptions
 
 from bpsync_dagster_tests.support.ports import free_port, port_open
+from bpsync_dagster_tests.support.rabbitmq import SERVICE_PASSWORD, SERVICE_PERMISSIONS, SERVICE_USER
 
 SERVER_SCRIPTS = (
     Path("/usr/lib/rabbitmq/bin/rabbitmq-server"),
@@ -53,7 +57,41 @@ log.file.level = {log_level}
 disk_free_limit.absolute = 1MB
 vm_memory_high_watermark.relative = 0.9
 cluster_formation.peer_discovery_backend = classic_config
+# guest as administrator, and the service's user with the SDA's permissions.
+definitions.import_backend = local_filesystem
+definitions.local.path = {definitions}
 """
+
+
+def _password_hash(password: str) -> str:
+    """RabbitMQ's `rabbit_password_hashing_sha256`: a 4-byte salt, then sha256(salt + password)."""
+    salt = secrets.token_bytes(4)
+    return base64.b64encode(salt + hashlib.sha256(salt + password.encode()).digest()).decode()
+
+
+def _definitions() -> str:
+    users = [
+        ("guest", "guest", "administrator", (".*", ".*", ".*")),
+        (SERVICE_USER, SERVICE_PASSWORD, "", SERVICE_PERMISSIONS),
+    ]
+    return json.dumps(
+        {
+            "vhosts": [{"name": "/"}],
+            "users": [
+                {
+                    "name": name,
+                    "password_hash": _password_hash(password),
+                    "hashing_algorithm": "rabbit_password_hashing_sha256",
+                    "tags": tags,
+                }
+                for name, password, tags, _ in users
+            ],
+            "permissions": [
+                {"user": name, "vhost": "/", "configure": configure, "write": write, "read": read}
+                for name, _, _, (configure, write, read) in users
+            ],
+        }
+    )
 
 
 def _server_script() -> Path:
@@ -233,7 +271,11 @@ class PrivateRabbitMQ:
         self.directory.mkdir(parents=True, exist_ok=True)
         for name in ("mnesia", "log", "home", "plugins-expand"):
             (self.directory / name).mkdir(exist_ok=True)
-        (self.directory / "rabbitmq.conf").write_text(_CONFIG.format(port=self._port, log_level=self._log_level))
+        definitions = self.directory / "definitions.json"
+        definitions.write_text(_definitions())
+        (self.directory / "rabbitmq.conf").write_text(
+            _CONFIG.format(port=self._port, log_level=self._log_level, definitions=definitions)
+        )
         plugins = _server_script().resolve().parent.parent / "plugins"
         if plugins.is_dir() and _link_core_applications(plugins, self.directory / "plugins"):
             self._plugins_dir = self.directory / "plugins"
