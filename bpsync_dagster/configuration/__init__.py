@@ -41,7 +41,7 @@ logger = logging.getLogger(__name__)
 
 @functools.cache
 def service_settings() -> Settings:
-    """The process's settings, read from the environment and `CONFIG_FILE` on first use."""
+    """The process's settings, read from the environment and the configuration file on first use."""
     settings = load_settings()
     configure_logging(settings.log)
     for warning in settings.warnings:

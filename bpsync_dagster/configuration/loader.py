@@ -1,18 +1,23 @@
 """Read the SDA-compatible configuration: a YAML file plus environment overrides.
 
 A key's environment form is its dotted path upper-cased with `.` turned into `_`; YAML keys are
-case-insensitive; an empty environment variable counts as unset. Storage is YAML only.
+case-insensitive and may be nested or dotted (see `config_file`); an empty environment variable
+counts as unset. Storage is YAML only. A setting may have several spellings (`db.host` and
+`database.host`, `broker.caCert` and `broker.ca_cert`): the environment overrides the file whatever
+the spelling, and two spellings with different values in the environment, or in the file, are an
+error naming both.
 """
 
 import datetime
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
-import yaml
 from dagster._utils.schedules import is_valid_cron_string
 
+from bpsync_dagster.configuration.config_file import ConfigFile, YamlValue, collect, read_config_file, same_value
 from bpsync_dagster.configuration.errors import ConfigError
 from bpsync_dagster.configuration.settings import (
     AuditSettings,
@@ -30,7 +35,6 @@ from bpsync_dagster.configuration.settings import (
 )
 from bpsync_dagster.configuration.sizes import parse_data_size
 
-DEFAULT_CONFIG_FILE = Path("/config.yaml")
 LOG_LEVELS = ("trace", "debug", "info", "warn", "warning", "error", "fatal", "panic")
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 CHUNK_SIZE_MIN = 5 * 1024**2
@@ -52,6 +56,8 @@ STORAGE_ENTRY_KEYS = frozenset(
         "writer_disabled",
     }
 )
+# An unquoted PostgreSQL identifier that needs no quoting or truncation.
+SQL_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _TRUE = ("true", "1", "yes", "on")
 _FALSE = ("false", "0", "no", "off")
 
@@ -63,30 +69,13 @@ def env_name(key: str) -> str:
     return key.upper().replace(".", "_")
 
 
-def _flatten(tree: Mapping[object, object], prefix: str = "") -> dict[str, object]:
-    flat: dict[str, object] = {}
-    for name, value in tree.items():
-        key = f"{prefix}{str(name).lower()}"
-        if isinstance(value, Mapping):
-            flat.update(_flatten(value, f"{key}."))
-        else:
-            flat[key] = value
-    return flat
-
-
-def _lowercase_keys(tree: object) -> object:
-    if isinstance(tree, Mapping):
-        return {str(k).lower(): _lowercase_keys(v) for k, v in tree.items()}
-    if isinstance(tree, list):
-        return [_lowercase_keys(item) for item in tree]
-    return tree
-
-
 class _Source:
-    """Looks a key up in the environment first, then in the YAML file."""
+    """Looks a setting up under each of its spellings (the canonical one first): in the environment
+    first, then in the YAML values. Two different values within one of them are an error."""
 
-    def __init__(self, yaml_tree: Mapping[str, object], environ: Mapping[str, str] | None) -> None:
-        self._values = _flatten(yaml_tree)
+    def __init__(self, values: Mapping[str, YamlValue], origin: Path, environ: Mapping[str, str] | None) -> None:
+        self._values = values
+        self._origin = origin
         self._environ = environ
 
     def describe(self, keys: tuple[str, ...]) -> str:
@@ -96,15 +85,25 @@ class _Source:
         return f"{keys[0]} (env {envs})"
 
     def raw(self, keys: tuple[str, ...]) -> object | None:
-        for key in keys:
-            value = (self._environ or {}).get(env_name(key))
-            if value:
-                return value
-        for key in keys:
-            value = self._values.get(key.lower())
-            if value is not None and value != "":
-                return value
-        return None
+        environ = self._environ or {}
+        from_env = [
+            (f"env {name}", environ[name]) for name in dict.fromkeys(env_name(key) for key in keys) if environ.get(name)
+        ]
+        from_yaml = [
+            (f"'{given.spelling}'", given.value)
+            for key in dict.fromkeys(key.lower() for key in keys)
+            if (given := self._values.get(key)) is not None
+        ]
+        self._agree(keys[0], from_env, "")
+        self._agree(keys[0], from_yaml, f" in {self._origin}")
+        chosen = from_env or from_yaml
+        return chosen[0][1] if chosen else None
+
+    @staticmethod
+    def _agree(key: str, given: list[tuple[str, object]], where: str) -> None:
+        for spelling, value in given[1:]:
+            if not same_value(given[0][1], value):
+                raise ConfigError(f"{key} is set twice with different values{where}: {given[0][0]} and {spelling}")
 
     def _get(
         self, keys: tuple[str, ...], convert: Callable[[object, str], T], default: T | None, required: bool
@@ -167,36 +166,11 @@ def parse_boolean(value: object, key: str) -> bool:
     raise ConfigError(f"{key} must be true or false, not {value!r}")
 
 
-def read_config_file(environ: Mapping[str, str]) -> tuple[dict[str, object], str]:
-    """The YAML file's content (keys lower-cased) and its name; `{}` when the default file is absent."""
-    named = environ.get("CONFIG_FILE")
-    path = Path(named) if named else DEFAULT_CONFIG_FILE
-    if not path.exists():
-        if named:
-            raise ConfigError(f"the file {path} named by CONFIG_FILE does not exist")
-        return {}, str(path)
-    try:
-        content = yaml.safe_load(path.read_text())
-    except OSError as error:
-        raise ConfigError(f"cannot read {path}: {error.strerror}") from None
-    except yaml.YAMLError as error:
-        where = getattr(error, "problem_mark", None)
-        line = f" at line {where.line + 1}" if where is not None else ""
-        raise ConfigError(f"{path} is not valid YAML{line}") from None
-    if content is None:
-        return {}, str(path)
-    if not isinstance(content, Mapping):
-        raise ConfigError(f"{path} must hold a YAML mapping of keys")
-    tree = _lowercase_keys(content)
-    assert isinstance(tree, dict)
-    return tree, str(path)
-
-
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and validate the whole configuration, or raise `ConfigError` naming the first bad key."""
     environ = os.environ if environ is None else environ
-    tree, _ = read_config_file(environ)
-    source = _Source(tree, environ)
+    config_file = read_config_file(environ)
+    source = _Source(config_file.values, config_file.path, environ)
     center_prefix = source.text("sync.centerPrefix", required=True)
     remote = RemoteApiSettings(
         host=source.text("sync.remote.host", required=True),
@@ -215,8 +189,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     broker = _broker(source)
     database = _database(source)
     warnings: list[str] = []
-    archive = _storage(tree, "archive", warnings)
-    sync = _storage(tree, "sync", warnings)
+    archive = _storage(config_file, "archive", warnings)
+    sync = _storage(config_file, "sync", warnings)
     if not archive.entries:
         raise ConfigError("storage.archive needs at least one s3 or posix entry")
     if not any(not entry.writer_disabled for entry in sync.entries):
@@ -259,13 +233,13 @@ def _broker(source: _Source) -> BrokerSettings:
         queue=source.text("broker.queue", required=True),
         vhost=source.text("broker.vhost", default="/"),
         exchange=source.text("broker.exchange"),
-        prefetch_count=_required(source.integer("broker.prefetchCount", default=2, minimum=1)),
+        prefetch_count=_required(source.integer("broker.prefetchCount", "broker.prefetch_count", default=2, minimum=1)),
         ssl=ssl,
-        ca_cert=source.path("broker.caCert"),
+        ca_cert=source.path("broker.caCert", "broker.ca_cert"),
         server_name=source.text("broker.serverName"),
         verify_peer=verify_peer,
-        client_cert=source.path("broker.clientCert", required=ssl and verify_peer),
-        client_key=source.path("broker.clientKey", required=ssl and verify_peer),
+        client_cert=source.path("broker.clientCert", "broker.client_cert", required=ssl and verify_peer),
+        client_key=source.path("broker.clientKey", "broker.client_key", required=ssl and verify_peer),
     )
     return settings
 
@@ -311,6 +285,7 @@ def _database(source: _Source) -> DatabaseSettings:
         user=source.text("db.user", "database.user", required=True),
         password=source.text("db.password", "database.password"),
         database=source.text("db.database", "database.name", default="sda"),
+        schema=_sql_identifier(source, "db.schema", "database.schema", default="sda"),
         sslmode=sslmode,
         ca_cert=source.path("db.cacert", "database.ca_cert", required=needs_ca),
         client_cert=source.path("db.clientcert", "database.client_cert", required=needs_client),
@@ -318,8 +293,18 @@ def _database(source: _Source) -> DatabaseSettings:
     )
 
 
-def _storage(tree: Mapping[str, object], name: str, warnings: list[str]) -> StorageSettings:
-    storage = tree.get("storage") or {}
+def _sql_identifier(source: _Source, *keys: str, default: str) -> str:
+    value = source.text(*keys, default=default)
+    if not SQL_IDENTIFIER.fullmatch(value):
+        raise ConfigError(
+            f"{source.describe(keys)} must be an SQL identifier of at most 63 letters, digits and underscores, "
+            f"not starting with a digit, not {value!r}"
+        )
+    return value
+
+
+def _storage(config_file: ConfigFile, name: str, warnings: list[str]) -> StorageSettings:
+    storage = config_file.section("storage") or {}
     if not isinstance(storage, Mapping):
         raise ConfigError("storage must be a mapping of storage names")
     backends = storage.get(name) or {}
@@ -331,32 +316,33 @@ def _storage(tree: Mapping[str, object], name: str, warnings: list[str]) -> Stor
     return StorageSettings(
         name=name,
         s3=tuple(
-            _s3_entry(entry, f"storage.{name}.s3[{index}]", name == "sync", warnings)
-            for index, entry in enumerate(_entries(backends, "s3", name))
+            _s3_entry(_entry_source(entry, where, config_file.path, warnings), where, is_writer=name == "sync")
+            for where, entry in _entries(backends, "s3", name)
         ),
         posix=tuple(
-            _posix_entry(entry, f"storage.{name}.posix[{index}]", warnings)
-            for index, entry in enumerate(_entries(backends, "posix", name))
+            _posix_entry(_entry_source(entry, where, config_file.path, warnings), where)
+            for where, entry in _entries(backends, "posix", name)
         ),
     )
 
 
-def _entries(backends: Mapping[str, object], backend: str, name: str) -> list[Mapping[str, object]]:
+def _entries(backends: Mapping[str, object], backend: str, name: str) -> list[tuple[str, Mapping[str, object]]]:
+    """Each entry of one backend list with its name, `storage.sync.s3[0]`."""
     entries = backends.get(backend) or []
     if not isinstance(entries, list) or not all(isinstance(entry, Mapping) for entry in entries):
         raise ConfigError(f"storage.{name}.{backend} must be a list of entries")
-    return entries
+    return [(f"storage.{name}.{backend}[{index}]", entry) for index, entry in enumerate(entries)]
 
 
-def _entry_source(entry: Mapping[str, object], where: str, warnings: list[str]) -> _Source:
-    for key in entry:
+def _entry_source(entry: Mapping[str, object], where: str, origin: Path, warnings: list[str]) -> _Source:
+    for key in dict.fromkeys(str(name).lower() for name in entry):
         if key not in STORAGE_ENTRY_KEYS:
             warnings.append(f"config: {where}.{key} is not a storage v2 key; ignored")
-    return _Source({where: dict(entry)}, None)
+    values = collect((((where, str(name)), value) for name, value in entry.items()), origin)
+    return _Source(values, origin, None)
 
 
-def _posix_entry(entry: Mapping[str, object], where: str, warnings: list[str]) -> PosixStorage:
-    source = _entry_source(entry, where, warnings)
+def _posix_entry(source: _Source, where: str) -> PosixStorage:
     path = _required(source.path(f"{where}.path", required=True))
     if not path.is_absolute():
         raise ConfigError(f"{where}.path must be an absolute path, not {str(path)!r}")
@@ -368,8 +354,7 @@ def _posix_entry(entry: Mapping[str, object], where: str, warnings: list[str]) -
     )
 
 
-def _s3_entry(entry: Mapping[str, object], where: str, is_writer: bool, warnings: list[str]) -> S3Storage:
-    source = _entry_source(entry, where, warnings)
+def _s3_entry(source: _Source, where: str, is_writer: bool) -> S3Storage:
     endpoint = source.text(f"{where}.endpoint", required=True)
     disable_https = source.boolean(f"{where}.disable_https")
     if endpoint.startswith("http:") and not disable_https:

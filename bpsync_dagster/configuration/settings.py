@@ -50,7 +50,7 @@ class BrokerSettings:
 
 @dataclass(frozen=True)
 class DatabaseSettings:
-    """The SDA database, read only."""
+    """The SDA database, read only; `schema` is the search path its tables are found in."""
 
     host: str
     port: int
@@ -62,6 +62,7 @@ class DatabaseSettings:
     ca_cert: Path | None = None
     client_cert: Path | None = None
     client_key: Path | None = None
+    schema: str = "sda"
 
 
 @dataclass(frozen=True)

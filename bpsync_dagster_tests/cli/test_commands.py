@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pika
 import pytest
+import yaml
 
+from bpsync_dagster_tests.configuration.test_spellings import dotted
 from bpsync_dagster_tests.support.environment import SECRETS, Node
 
 
@@ -32,6 +34,38 @@ def test_check_reports_every_connection_ok(make_node, mapping_queue: str) -> Non
     lines = result.stdout.splitlines()
     assert lines[0] == "config: ok (sync.centerPrefix SYNC)"
     for subject in ("crypt4gh keys", "database", "broker", "archive posix", "archive s3", "sync s3", "remote API"):
+        assert any(line.startswith(subject) and ": ok" in line for line in lines), (subject, lines)
+
+
+def test_check_reads_the_configuration_as_sda_deploys_it(make_node, mapping_queue: str) -> None:
+    """As the SDA Helm chart deploys a service: `CONFIGPATH` names a directory holding `config.yaml`,
+    whose keys are dotted (`broker.host: …`), and the database is set with current SDA names."""
+    node: Node = make_node("posix", "posix")
+    tree = node.config()
+    database = tree.pop("db")
+    deployed = dotted({name: value for name, value in tree.items() if name != "storage"})
+    deployed.update({"broker.queue": mapping_queue, "storage": tree["storage"]})
+    directory = node.root / "helm-config"
+    directory.mkdir()
+    (directory / "config.yaml").write_text(yaml.safe_dump(deployed))
+    node.extra_env = {
+        "CONFIG_FILE": "",
+        "CONFIGPATH": str(directory),
+        "DATABASE_HOST": database["host"],
+        "DATABASE_PORT": str(database["port"]),
+        "DATABASE_USER": database["user"],
+        "DATABASE_PASSWORD": database["password"],
+        "DATABASE_NAME": database["database"],
+        "DATABASE_SSL_MODE": database["sslmode"],
+    }
+    assert "broker.host" in deployed and "c4gh.filePath" in deployed
+
+    result = node.bpsync("check")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "config: ok (sync.centerPrefix SYNC)"
+    for subject in ("crypt4gh keys", "database", "broker", "archive posix", "sync posix"):
         assert any(line.startswith(subject) and ": ok" in line for line in lines), (subject, lines)
 
 

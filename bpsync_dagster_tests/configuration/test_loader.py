@@ -230,6 +230,7 @@ def test_defaults_apply_when_optional_keys_are_absent(tmp_path: Path) -> None:
     assert settings.broker.vhost == "/"
     assert settings.database.port == 5432
     assert settings.database.database == "sda"
+    assert settings.database.schema == "sda"
     assert settings.schema == SchemaSettings(type="isolated", path=None)
     assert settings.sync.s3[0].region == "us-east-1"
     assert settings.sync.s3[0].chunk_size == 50 * 1024 * 1024
@@ -331,6 +332,7 @@ DB_ENV_SPELLINGS = {
         "DB_CACERT": "/c/ca.pem",
         "DB_CLIENTCERT": "/c/cert.pem",
         "DB_CLIENTKEY": "/c/key.pem",
+        "DB_SCHEMA": "sda_2",
     },
     "DATABASE": {
         "DATABASE_HOST": "pg.example.org",
@@ -342,6 +344,7 @@ DB_ENV_SPELLINGS = {
         "DATABASE_CA_CERT": "/c/ca.pem",
         "DATABASE_CLIENT_CERT": "/c/cert.pem",
         "DATABASE_CLIENT_KEY": "/c/key.pem",
+        "DATABASE_SCHEMA": "sda_2",
     },
 }
 
@@ -360,6 +363,7 @@ def test_both_database_env_spellings(tmp_path: Path, spelling: str) -> None:
         ca_cert=Path("/c/ca.pem"),
         client_cert=Path("/c/cert.pem"),
         client_key=Path("/c/key.pem"),
+        schema="sda_2",
     )
 
 
@@ -485,7 +489,7 @@ def test_malformed_value_names_the_key(tmp_path: Path, env: dict[str, str], key:
 def test_broker_tls_with_verify_peer_needs_client_certificate(tmp_path: Path) -> None:
     message = config_error(tmp_path, config(**{"broker.clientCert": None}))
 
-    assert message.startswith("config: broker.clientCert (env BROKER_CLIENTCERT) is required")
+    assert message == "config: broker.clientCert (env BROKER_CLIENTCERT or BROKER_CLIENT_CERT) is required"
 
 
 def s3_entry(**changes: object) -> dict[str, object]:

@@ -27,6 +27,7 @@ from dagster_shared.serdes import deserialize_value
 
 from bpsync_dagster import definitions, sync_runs
 from bpsync_dagster.configuration import loader
+from bpsync_dagster.configuration.config_file import CONFIG_FILE_VARIABLES
 from bpsync_dagster.configuration.loader import env_name, load_settings
 from bpsync_dagster.sda_database import SdaDatabase
 from bpsync_dagster.sda_database.client import MINIMUM_SCHEMA_VERSION
@@ -324,7 +325,9 @@ def test_every_service_variable_set_by_compose_is_a_key_the_service_reads(
     environment = service_env(services[CODE_SERVICE], env_example)
     load_settings({**environment, "CONFIG_FILE": str(rendered_config)})
 
-    service_variables = {name for name in environment if not name.startswith("DAGSTER_") and name != "CONFIG_FILE"}
+    service_variables = {
+        name for name in environment if not name.startswith("DAGSTER_") and name not in CONFIG_FILE_VARIABLES
+    }
     assert service_variables - consulted == set(), "set by compose but read by no configuration key"
     assert {"SYNC_REMOTE_PASSWORD", "C4GH_PASSPHRASE", "BROKER_PASSWORD", "DB_PASSWORD"} <= service_variables
     for name in ("dagster-webserver", "dagster-daemon"):

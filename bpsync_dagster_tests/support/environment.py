@@ -238,7 +238,7 @@ class Node:
             **{
                 key: value
                 for key, value in os.environ.items()
-                if not key.startswith(("SYNC_", "C4GH_", "DB_", "BROKER_"))
+                if not key.startswith(("SYNC_", "C4GH_", "DB_", "DATABASE_", "BROKER_", "CONFIGFILE", "CONFIGPATH"))
             },
             **self.dagster_env,
             "DAGSTER_HOME": str(self.dagster_home),
