@@ -62,7 +62,6 @@ class DatabaseSettings:
     ca_cert: Path | None = None
     client_cert: Path | None = None
     client_key: Path | None = None
-    schema: str = "sda"
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ SYNC_ROLE_TABLES = ("files", "checksums", "file_dataset", "dbschema_version")
 DATASETS_TABLE = "datasets"
 _CHECKED_TABLES = (*SYNC_ROLE_TABLES, DATASETS_TABLE)
 INSUFFICIENT_PRIVILEGE = "42501"
+UNDEFINED_TABLE = "42P01"
 
 # Table names are unqualified: the connection's search path is `db.schema`.
 _FILE_COLUMNS = """
@@ -163,6 +164,11 @@ class SdaDatabase:
                 raise MissingGrantError(
                     f"the SDA database role {self._settings.user} cannot read {schema}.dbschema_version "
                     f"({_first_line(error)}); the SDA grants it through its role base"
+                ) from None
+            if error.pgcode == UNDEFINED_TABLE:
+                raise SchemaVersionError(
+                    f"the SDA database {self.describe()} has no table {schema}.dbschema_version; "
+                    "db.schema (env DB_SCHEMA) names the schema of the SDA's tables"
                 ) from None
             raise DatabaseError(
                 f"cannot read {schema}.dbschema_version in {self.describe()}: {_first_line(error)}"

@@ -3,6 +3,7 @@
 A sync of files named by their accession IDs needs nothing more; what needs `sda.datasets` names the
 grant it lacks, at once and without retries."""
 
+import os
 from contextlib import closing
 
 import psycopg2
@@ -18,6 +19,8 @@ from bpsync_dagster_tests.support.environment import (
     SDA_DB_USER,
     Node,
     create_role,
+    create_sda_database,
+    drop_database,
 )
 
 BASE_ONLY_USER = "bpsync_test_sda_base_only"
@@ -161,3 +164,25 @@ def test_backfill_names_the_grant_it_lacks(make_node) -> None:
         f"bpsync: listing the local datasets needs SELECT on sda.datasets, which the SDA database role "
         f"{SDA_DB_USER} lacks (GRANT SELECT ON sda.datasets TO {SDA_DB_USER})"
     )
+
+
+def test_the_tables_are_found_in_the_configured_schema(make_node) -> None:
+    node: Node = make_node("posix", "posix")
+    name = f"bpsync_test_sda_schema_{os.getpid()}"
+    node.sda_dsn = create_sda_database(name)
+    dataset_id = node.dataset_id("schema")
+    (item,) = node.add_dataset(dataset_id, [("schema.c4gh", b"in another schema")])
+    with closing(psycopg2.connect(node.sda_dsn)) as connection, connection, connection.cursor() as cursor:
+        cursor.execute("ALTER SCHEMA sda RENAME TO sda_node")
+    node.extra_env = {"DB_DATABASE": name}
+    try:
+        refused = node.sync_mapped(dataset_id)
+        node.extra_env["DATABASE_SCHEMA"] = "sda_node"
+        synced = node.sync_mapped(dataset_id)
+    finally:
+        drop_database(name)
+
+    assert refused.returncode == 1 and "has no table sda.dbschema_version; db.schema" in refused.stderr
+    assert "will retry" not in refused.stdout
+    assert synced.returncode == 0, synced.stdout + synced.stderr
+    assert node.decrypt_synced(item.path) == item.plaintext
