@@ -8,6 +8,7 @@ from pathlib import Path
 import pika
 import pytest
 
+from bpsync_dagster.c4gh import fingerprint
 from bpsync_dagster_tests.support.environment import SECRETS, Node
 
 
@@ -31,8 +32,25 @@ def test_check_reports_every_connection_ok(make_node, mapping_queue: str) -> Non
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "config: ok (sync.centerPrefix SYNC)"
-    for subject in ("crypt4gh keys", "database", "broker", "archive posix", "archive s3", "sync s3", "remote API"):
+    for subject in (
+        "crypt4gh node",
+        "crypt4gh receiver",
+        "database",
+        "broker",
+        "archive posix",
+        "archive s3",
+        "sync s3",
+    ):
         assert any(line.startswith(subject) and ": ok" in line for line in lines), (subject, lines)
+    assert any(line.startswith("remote API") and ": ok" in line for line in lines), lines
+    assert (
+        f"crypt4gh node private key {node.node_keys.private_key_path}: ok (read as crypt4gh (scrypt); "
+        f"public key fingerprint {fingerprint(node.node_keys.public_key)})"
+    ) in lines
+    assert (
+        f"crypt4gh receiver public key {node.receiver_keys.public_key_path}: ok (read as crypt4gh; "
+        f"fingerprint {fingerprint(node.receiver_keys.public_key)})"
+    ) in lines
 
 
 def test_check_names_what_is_wrong(make_node) -> None:
