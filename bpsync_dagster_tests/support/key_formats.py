@@ -112,7 +112,8 @@ PUBLIC_KEY_FORMATS = [
 def crypt4gh_cli_key(pair: KeyPair) -> Path:
     """A private key file the `crypt4gh` command reads: the pair's own, except for PKCS#8, which it
     does not read; that key is written beside it in crypt4gh format by the package's writer."""
-    if "CRYPT4GH" in pair.private_key_path.read_text() or "OPENSSH" in pair.private_key_path.read_text():
+    label = pair.private_key_path.read_text().split("\n", 1)[0]
+    if "CRYPT4GH" in label or "OPENSSH" in label:
         return pair.private_key_path
     body = c4gh.encode_private_key(pair.secret_key, pair.passphrase.encode(), None)
     path = pair.private_key_path.with_name(f"{pair.private_key_path.name}.crypt4gh")

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from base64 import b64encode
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 from crypt4gh.keys import c4gh
@@ -31,8 +32,8 @@ def tool(name: str) -> str:
     return found
 
 
-def _run(arguments: list[str], **options: object) -> subprocess.CompletedProcess[bytes]:
-    result = subprocess.run(arguments, capture_output=True, check=False, **options)  # type: ignore[call-overload]
+def _run(arguments: list[str], **options: Any) -> subprocess.CompletedProcess[bytes]:
+    result = subprocess.run(arguments, capture_output=True, check=False, **options)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(arguments[:2])} failed: {result.stderr.decode(errors='replace')}")
     return result
