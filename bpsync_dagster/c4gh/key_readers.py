@@ -79,7 +79,9 @@ def _quietly(read: Callable[[], T]) -> T:
             raise (exit_.__context__ or ValueError("the crypt4gh reader gave up")) from None
 
 
-def _secret_of_length(secret: bytes, path: Path, what: str) -> bytes:
+def _secret_of_length(secret: bytes | None, path: Path, what: str) -> bytes:
+    if secret is None:
+        raise KeyLoadError(f"{PRIVATE_KEY}: {path} is not a valid {what} (the crypt4gh reader returned nothing)")
     if len(secret) != KEY_LENGTH:
         raise KeyLoadError(f"{PRIVATE_KEY}: {path} holds a {len(secret)}-byte {what}, not a 32-byte X25519 key")
     return secret
@@ -187,6 +189,10 @@ def read_crypt4gh_public_key(path: Path, key_format: str) -> PublicKey:
         key = _quietly(lambda: get_public_key(str(path)))
     except Exception as error:
         raise KeyLoadError(f"{PUBLIC_KEY}: {path} is not a valid {key_format} key ({_detail(error)})") from None
+    if key is None:
+        raise KeyLoadError(
+            f"{PUBLIC_KEY}: {path} is not a valid {key_format} key (the crypt4gh reader returned nothing)"
+        )
     if len(key) != KEY_LENGTH:
         raise KeyLoadError(f"{PUBLIC_KEY}: {path} holds {len(key)} bytes, not a 32-byte X25519 public key")
     return PublicKey(key, key_format)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from crypt4gh.keys import c4gh
 
-from bpsync_dagster.c4gh import KeyLoadError, fingerprint, load_node_keys
+from bpsync_dagster.c4gh import KeyLoadError, fingerprint, key_readers, load_node_keys
 from bpsync_dagster.c4gh.keys import PRIVATE_FORMATS, PUBLIC_FORMATS, load_private_key, load_public_key
 from bpsync_dagster.configuration import Crypt4ghSettings
 from bpsync_dagster_tests.support import key_tools
@@ -326,3 +326,18 @@ def test_damaged_private_keys_say_what_is_wrong(
 
     assert says in assert_one_line_naming(caught.value, "c4gh.filePath", path)
     assert capfd.readouterr() == ("", "")
+
+
+def test_a_crypt4gh_reader_returning_nothing_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch, key_pairs: KeyPairs
+) -> None:
+    """crypt4gh's helpers return None on some failures; none of its key readers does in 1.8.6, so
+    the readers are replaced here to show such an answer is named, not passed on."""
+    node, receiver = key_pairs
+    monkeypatch.setattr(key_readers, "get_private_key", lambda path, callback: None)
+    monkeypatch.setattr(key_readers, "get_public_key", lambda path: None)
+
+    with pytest.raises(KeyLoadError, match=r"^c4gh\.filePath: .*\(the crypt4gh reader returned nothing\)"):
+        load_private_key(node.private_key_path, node.passphrase)
+    with pytest.raises(KeyLoadError, match=r"^c4gh\.syncPubKeyPath: .*\(the crypt4gh reader returned nothing\)"):
+        load_public_key(receiver.public_key_path)

@@ -15,6 +15,7 @@ from bpsync_dagster_tests.support.key_formats import (
     PUBLIC_KEY_FORMATS,
     KeyFormat,
     crypt4gh_cli_key,
+    openssl_x25519,
     ssh_keygen_unencrypted,
 )
 
@@ -55,7 +56,7 @@ def test_a_sync_with_real_tool_keys_decrypts_with_the_crypt4gh_command(
 def test_check_prints_the_format_and_fingerprint_of_each_key(make_node, tmp_path: Path) -> None:
     node: Node = make_node("posix", "posix")
     node.node_keys = ssh_keygen_unencrypted(tmp_path, "id_ed25519", "")
-    node.receiver_keys = PUBLIC_KEY_FORMATS[2].make(tmp_path, "receiver", RECEIVER_PASSPHRASE)
+    node.receiver_keys = openssl_x25519(tmp_path, "receiver", RECEIVER_PASSPHRASE)
 
     lines = node.bpsync("check").stdout.splitlines()
 
