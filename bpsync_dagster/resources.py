@@ -4,6 +4,8 @@ None of them carries a secret as a field: the configuration (YAML file and envir
 the process that uses it, so nothing Dagster stores or shows holds a password or key.
 """
 
+import logging
+
 import dagster as dg
 
 from bpsync_dagster.broker.client import BrokerSession
@@ -13,6 +15,8 @@ from bpsync_dagster.configuration.schemas import file_sync_schema_file, load_sch
 from bpsync_dagster.remote_api import RemoteSyncApi
 from bpsync_dagster.sda_database import SdaDatabase
 from bpsync_dagster.storage import ArchiveStorage, SyncStorage
+
+logger = logging.getLogger(__name__)
 
 
 class SdaDatabaseResource(dg.ConfigurableResource):
@@ -42,7 +46,11 @@ class Crypt4ghKeysResource(dg.ConfigurableResource):
     """The node's private key and the receiver's public key (`c4gh.*` keys)."""
 
     def node_keys(self) -> NodeKeys:
-        return load_node_keys(service_settings().crypt4gh)
+        """The keys, with a warning in the log (and so in the run's event log) for an unprotected key file."""
+        keys = load_node_keys(service_settings().crypt4gh)
+        for warning in keys.warnings:
+            logger.warning(warning)
+        return keys
 
 
 class RemoteSyncApiResource(dg.ConfigurableResource):

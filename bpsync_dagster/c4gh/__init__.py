@@ -3,10 +3,19 @@
 import logging
 
 from bpsync_dagster.c4gh.header import HeaderError, reencrypt_header
-from bpsync_dagster.c4gh.keys import KeyLoadError, NodeKeys, load_node_keys
+from bpsync_dagster.c4gh.keys import KeyLoadError, NodeKeys, PrivateKey, PublicKey, fingerprint, load_node_keys
 
 # The crypt4gh package logs secret keys at DEBUG and noisy errors while it tries keys; our own
 # errors say what went wrong.
 logging.getLogger("crypt4gh").setLevel(logging.CRITICAL)
 
-__all__ = ["HeaderError", "KeyLoadError", "NodeKeys", "load_node_keys", "reencrypt_header"]
+__all__ = [
+    "HeaderError",
+    "KeyLoadError",
+    "NodeKeys",
+    "PrivateKey",
+    "PublicKey",
+    "fingerprint",
+    "load_node_keys",
+    "reencrypt_header",
+]

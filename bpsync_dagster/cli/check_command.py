@@ -3,7 +3,7 @@
 from collections.abc import Callable
 
 from bpsync_dagster.broker import check_queue
-from bpsync_dagster.c4gh import load_node_keys
+from bpsync_dagster.c4gh import fingerprint, load_node_keys
 from bpsync_dagster.configuration import Settings, service_settings
 from bpsync_dagster.remote_api import RemoteSyncApi
 from bpsync_dagster.sda_database import SdaDatabase
@@ -13,8 +13,15 @@ Check = Callable[[Settings], list[tuple[str, str]]]
 
 
 def _keys(settings: Settings) -> list[tuple[str, str]]:
-    load_node_keys(settings.crypt4gh)
-    return [("crypt4gh keys", "ok")]
+    keys = load_node_keys(settings.crypt4gh)
+    node = f"ok (read as {keys.node.format}; public key fingerprint {fingerprint(keys.public_key)})"
+    if keys.node.warning:
+        node += f"; warning: {keys.node.warning}"
+    receiver = f"ok (read as {keys.receiver.format}; fingerprint {fingerprint(keys.receiver_public_key)})"
+    return [
+        (f"crypt4gh node private key {settings.crypt4gh.private_key_path}", node),
+        (f"crypt4gh receiver public key {settings.crypt4gh.receiver_public_key_path}", receiver),
+    ]
 
 
 def _database(settings: Settings) -> list[tuple[str, str]]:

@@ -9,6 +9,7 @@ import pika
 import pytest
 import yaml
 
+from bpsync_dagster.c4gh import fingerprint
 from bpsync_dagster_tests.configuration.test_spellings import dotted
 from bpsync_dagster_tests.support.environment import SECRETS, Node
 
@@ -33,8 +34,25 @@ def test_check_reports_every_connection_ok(make_node, mapping_queue: str) -> Non
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "config: ok (sync.centerPrefix SYNC)"
-    for subject in ("crypt4gh keys", "database", "broker", "archive posix", "archive s3", "sync s3", "remote API"):
+    for subject in (
+        "crypt4gh node",
+        "crypt4gh receiver",
+        "database",
+        "broker",
+        "archive posix",
+        "archive s3",
+        "sync s3",
+    ):
         assert any(line.startswith(subject) and ": ok" in line for line in lines), (subject, lines)
+    assert any(line.startswith("remote API") and ": ok" in line for line in lines), lines
+    assert (
+        f"crypt4gh node private key {node.node_keys.private_key_path}: ok (read as crypt4gh (scrypt); "
+        f"public key fingerprint {fingerprint(node.node_keys.public_key)})"
+    ) in lines
+    assert (
+        f"crypt4gh receiver public key {node.receiver_keys.public_key_path}: ok (read as crypt4gh; "
+        f"fingerprint {fingerprint(node.receiver_keys.public_key)})"
+    ) in lines
 
 
 def test_check_reads_the_configuration_as_sda_deploys_it(make_node, mapping_queue: str) -> None:
@@ -65,7 +83,7 @@ def test_check_reads_the_configuration_as_sda_deploys_it(make_node, mapping_queu
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "config: ok (sync.centerPrefix SYNC)"
-    for subject in ("crypt4gh keys", "database", "broker", "archive posix", "sync posix"):
+    for subject in ("crypt4gh node", "crypt4gh receiver", "database", "broker", "archive posix", "sync posix"):
         assert any(line.startswith(subject) and ": ok" in line for line in lines), (subject, lines)
 
 

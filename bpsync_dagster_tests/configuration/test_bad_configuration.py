@@ -157,7 +157,7 @@ def test_as_root_a_mode_000_key_is_still_read(tmp_path: Path, key_pairs: tuple[K
     path.write_bytes(key_pairs[0].private_key_path.read_bytes())
     path.chmod(0o000)
 
-    assert load_private_key(path, key_pairs[0].passphrase) == key_pairs[0].secret_key
+    assert load_private_key(path, key_pairs[0].passphrase).secret_key == key_pairs[0].secret_key
 
 
 def test_bpsync_names_an_unreadable_private_key_in_one_line(make_node, tmp_path: Path) -> None:

@@ -1,25 +1,24 @@
-"""Crypt4GH keys and files for tests, built with the `crypt4gh` package."""
+"""Crypt4GH keys and files for tests: keys made by `crypt4gh-keygen`, files by the `crypt4gh` package."""
 
 import hashlib
 import io
 import os
-from base64 import b64encode
 from dataclasses import dataclass
 from pathlib import Path
 
-from crypt4gh import SEGMENT_SIZE, lib
+from crypt4gh import SEGMENT_SIZE, lib, sodium
 from crypt4gh import header as c4gh_header
-from crypt4gh.keys import c4gh, get_private_key
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from crypt4gh.keys import get_private_key, get_public_key
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from bpsync_dagster_tests.support import key_tools
 
 CHACHA20_POLY1305 = 0
 
 
 @dataclass(frozen=True)
 class KeyPair:
-    """A crypt4gh key pair on disk plus its raw key material."""
+    """A key pair on disk plus its raw X25519 key material; `passphrase` is "" for an unprotected file."""
 
     private_key_path: Path
     public_key_path: Path
@@ -28,27 +27,16 @@ class KeyPair:
     public_key: bytes
 
 
-def _pem(label: str, payload: bytes) -> bytes:
-    return b"-----BEGIN %s-----\n%s\n-----END %s-----\n" % (
-        label.encode(),
-        b64encode(payload),
-        label.encode(),
-    )
-
-
 def make_key_pair(directory: Path, name: str, passphrase: str) -> KeyPair:
-    """Write `<name>.sec.pem` (passphrase-protected) and `<name>.pub.pem` in crypt4gh format."""
-    private_key = X25519PrivateKey.generate()
-    secret_key = private_key.private_bytes_raw()
-    public_key = private_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    """`<name>.sec.pem` (passphrase-protected) and `<name>.pub.pem`, made by `crypt4gh-keygen`;
+    the raw keys as the crypt4gh package reads them back."""
     private_key_path = directory / f"{name}.sec.pem"
     public_key_path = directory / f"{name}.pub.pem"
-    encoded = c4gh.encode_private_key(secret_key, passphrase.encode(), None)
-    private_key_path.write_bytes(_pem("CRYPT4GH ENCRYPTED PRIVATE KEY", encoded))
-    private_key_path.chmod(0o600)
-    public_key_path.write_bytes(_pem("CRYPT4GH PUBLIC KEY", public_key))
-    if get_private_key(str(private_key_path), lambda: passphrase) != secret_key:
-        raise RuntimeError(f"crypt4gh does not load back {private_key_path}")
+    key_tools.crypt4gh_keygen(private_key_path, public_key_path, passphrase)
+    secret_key = get_private_key(str(private_key_path), lambda: passphrase)
+    public_key = get_public_key(str(public_key_path))
+    if sodium.derive_pk(secret_key) != public_key:
+        raise RuntimeError(f"{public_key_path} is not the public key of {private_key_path}")
     return KeyPair(private_key_path, public_key_path, passphrase, secret_key, public_key)
 
 

@@ -17,6 +17,7 @@ import pytest
 import requests
 from crypt4gh.keys import get_private_key, get_public_key
 
+from bpsync_dagster_tests.support import key_tools
 from bpsync_dagster_tests.support.crypt4gh_files import (
     KeyPair,
     decrypt,
@@ -63,13 +64,16 @@ def remote_api() -> Iterator[StandInRemoteApi]:
         yield api
 
 
-def test_key_pair_files_load_back_with_crypt4gh(node_key: KeyPair) -> None:
+def test_key_pairs_are_made_by_crypt4gh_keygen_and_open_with_the_crypt4gh_command(node_key: KeyPair) -> None:
     assert node_key.private_key_path.name == "node.sec.pem"
-    assert node_key.private_key_path.read_text().startswith("-----BEGIN CRYPT4GH ENCRYPTED PRIVATE KEY-----\n")
+    assert node_key.private_key_path.read_text().startswith("-----BEGIN CRYPT4GH PRIVATE KEY-----\n")
+    assert node_key.private_key_path.stat().st_mode & 0o777 == 0o400
     assert node_key.public_key_path.read_text().startswith("-----BEGIN CRYPT4GH PUBLIC KEY-----\n")
     assert len(node_key.secret_key) == len(node_key.public_key) == 32
     assert get_private_key(str(node_key.private_key_path), lambda: "node-passphrase") == node_key.secret_key
     assert get_public_key(str(node_key.public_key_path)) == node_key.public_key
+    header, body = encrypt(PLAINTEXT, node_key.public_key)
+    assert key_tools.crypt4gh_decrypt(header + body, node_key.private_key_path, "node-passphrase") == PLAINTEXT
 
 
 def test_crypt4gh_exits_the_process_on_a_wrong_passphrase(node_key: KeyPair) -> None:
