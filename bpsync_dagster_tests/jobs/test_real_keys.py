@@ -40,7 +40,7 @@ def test_a_sync_with_real_tool_keys_decrypts_with_the_crypt4gh_command(
     dataset_id = node.dataset_id(node_format.name)
     files = node.add_dataset(dataset_id, [("small.txt.c4gh", b"small\n" * 7), ("random.bin.c4gh", os.urandom(70_000))])
 
-    result = node.bpsync("sync", dataset_id)
+    result = node.sync_mapped(dataset_id)
 
     assert result.returncode == 0, result.stderr
     assert f"dataset {dataset_id} synced: 2 files copied" in result.stdout
