@@ -229,6 +229,8 @@ class RadosGateway:
             if not made:
                 self._create_user()
             self._wait(self._answers, deadline, "a signed ListBuckets to succeed", "rgw")
+            if not made:
+                self._create_data_pools()
         except BaseException:
             self.stop()
             raise
@@ -316,6 +318,19 @@ class RadosGateway:
             ],
             secret=True,
         )
+
+    def _create_data_pools(self) -> None:
+        """Write and remove one object: radosgw creates its data pools at the first write (seconds, while
+        the new placement groups peer), which would otherwise slow whichever test or tool writes first."""
+        client = self.client()
+        bucket = "bpsync-first-write"
+        try:
+            client.create_bucket(Bucket=bucket)
+            client.put_object(Bucket=bucket, Key="first", Body=b"first")
+            client.delete_object(Bucket=bucket, Key="first")
+            client.delete_bucket(Bucket=bucket)
+        except (BotoCoreError, ClientError) as error:
+            raise RadosGatewayError(f"the first write to radosgw failed: {error}") from None
 
     # -- processes ----------------------------------------------------------------------------------
 
