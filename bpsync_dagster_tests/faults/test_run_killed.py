@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from botocore.client import BaseClient
 
 from bpsync_dagster_tests.support.environment import Node
 from bpsync_dagster_tests.support.faults import (
@@ -157,19 +158,18 @@ def test_a_killed_sync_is_finished_by_reexecution(make_node, witness: ManifestWi
         print(f"{len(done)} trials in {time.monotonic() - began:.0f} s; POSTs per dataset: {dict(witness.posts)}")
 
 
-def stopped_with_an_uploaded_part(process: subprocess.Popen[str], node: Node) -> bool:
-    """SIGSTOP `process` as soon as it has a multipart upload open; whether a part of it is stored by
-    then (if not, it is let go on). Stopped, the process cannot complete its upload before the kill."""
-    client = node.s3.client()
-    uploads = [
-        (bucket, upload)
-        for bucket in node.sync_buckets()
-        for upload in client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
-    ]
-    if not uploads:
-        return False
+def stopped_with_a_stored_part(process: subprocess.Popen[str], client: BaseClient, bucket: str) -> bool:
+    """Stop `process` (SIGSTOP) and tell whether one of its multipart uploads in `bucket` has a part
+    stored; if none has, let it go on (SIGCONT). Checked every few milliseconds, with the process
+    stopped while it is checked, it cannot complete an upload of many parts unseen."""
+    if process.poll() is not None:
+        raise AssertionError(f"bpsync ended (exit {process.returncode}) before a part was stored")
     process.send_signal(signal.SIGSTOP)
-    for bucket, upload in uploads:
+    try:
+        uploads = client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    except client.exceptions.NoSuchBucket:
+        uploads = []
+    for upload in uploads:
         if client.list_parts(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"]).get("Parts"):
             return True
     process.send_signal(signal.SIGCONT)
@@ -181,8 +181,9 @@ def kill_point(stack: ExitStack, node: Node) -> tuple[int, Callable[[subprocess.
     and what to do once it is killed.
 
     moto: a private interruptible server holds the first part; the kill comes while it is held.
-    radosgw, where nothing can hold a part: a 64 MiB file is 13 parts of 5 MB, and `bpsync` is
-    stopped (SIGSTOP) once the gateway has stored one of them, then killed.
+    radosgw, where nothing can hold a part: a 64 MiB file is 13 parts of 5 MB; `bpsync` runs in
+    slices of a few milliseconds, stopped between them, until the gateway has stored one part, and
+    is killed then.
     """
     if node.s3.name == "moto":
         private_s3 = stack.enter_context(InterruptibleS3Server())
@@ -194,8 +195,10 @@ def kill_point(stack: ExitStack, node: Node) -> tuple[int, Callable[[subprocess.
 
         return 16 * MIB, part_held, gate.open
 
+    client, bucket = node.s3.client(), f"{node.bucket_prefix}1"
+
     def part_stored(process: subprocess.Popen[str]) -> None:
-        wait_for(lambda: stopped_with_an_uploaded_part(process, node), timeout=120, interval=0.005)
+        wait_for(lambda: stopped_with_a_stored_part(process, client, bucket), timeout=120, interval=0.01)
 
     return 64 * MIB, part_stored, lambda: None
 

@@ -4,11 +4,12 @@ A single-node Ceph cluster lives under one directory: one monitor, one OSD on th
 `memstore` backend (its data is lost when the OSD is killed; a clean stop saves it, so a restart
 finds it again), and radosgw with the beast frontend, all on 127.0.0.1, without cephx, systemd or
 a manager daemon. The daemons are child processes in sessions of their own, stopped by PID
-(SIGTERM, SIGKILL after a grace period); their PIDs and ports are kept in `DIR/state.json`, so a
-gateway started by one process can be stopped by another:
+(SIGTERM, SIGKILL after a grace period), and by default also sent SIGTERM when the process that
+started them dies (a killed test session leaves none behind). Their PIDs and ports are kept in
+`DIR/state.json`, so a gateway started by one process (the command below) can be stopped by another:
 
-    python -m bpsync_dagster_tests.support.radosgw start --dir DIR [--tls]   # prints endpoint and keys
-    python -m bpsync_dagster_tests.support.radosgw stop --dir DIR
+    scripts/radosgw start --dir DIR [--tls]   # prints endpoint and keys
+    scripts/radosgw stop --dir DIR
 
 With `tls`, radosgw also serves HTTPS on a second port with a certificate for 127.0.0.1 and
 localhost signed by a test CA (`DIR/tls/ca.crt`); `https()` is that endpoint. `RadosGateway` and
@@ -22,6 +23,7 @@ and `mon data avail warn` must be low on a busy disk.
 """
 
 import argparse
+import ctypes
 import json
 import os
 import shlex
@@ -49,6 +51,7 @@ CEPH_COMMAND_TIMEOUT = 30.0
 UNIX_SOCKET_PATH_MAX = 107
 STATE_FILE = "state.json"
 USER = "bpsync-tests"
+PR_SET_PDEATHSIG = 1
 
 _CONFIG = """\
 [global]
@@ -101,8 +104,8 @@ admin socket = {dir}/run/$name.asok
 rgw frontends = {frontends}
 rgw data = {dir}/rgw
 # Deleted and overwritten objects hold memory until garbage collection: collect often.
-rgw gc obj min wait = 60
-rgw gc processor period = 60
+rgw gc obj min wait = 10
+rgw gc processor period = 10
 admin socket = {dir}/run/$name.asok
 """
 
@@ -126,8 +129,12 @@ class RadosGateway:
         device_bytes: int = DEVICE_BYTES,
         access_key: str = ACCESS_KEY,
         secret_key: str = SECRET_KEY,
+        outlive_this_process: bool = False,
     ) -> None:
+        """`outlive_this_process`: the daemons keep running when the process (precisely: the thread)
+        that started them ends, e.g. a killed test session; by default they get SIGTERM then."""
         self.directory = Path(directory).resolve()
+        self._outlive = outlive_this_process
         self.access_key = access_key
         self.secret_key = secret_key
         self._tls = tls
@@ -144,7 +151,7 @@ class RadosGateway:
             raise RadosGatewayError(f"{self.directory} is too long a path for Ceph's admin sockets ({longest})")
 
     @classmethod
-    def attach(cls, directory: Path) -> "RadosGateway":
+    def attach(cls, directory: Path, *, outlive_this_process: bool = False) -> "RadosGateway":
         """The gateway whose `state.json` is in `directory` (started by another process)."""
         path = Path(directory).resolve() / STATE_FILE
         try:
@@ -157,6 +164,7 @@ class RadosGateway:
             device_bytes=state["device_bytes"],
             access_key=state["access_key"],
             secret_key=state["secret_key"],
+            outlive_this_process=outlive_this_process,
         )
         gateway._port = state["port"]
         gateway._made = state["made"]
@@ -375,6 +383,7 @@ class RadosGateway:
                 env=self._environment(),
                 cwd=self.directory,
                 start_new_session=True,
+                preexec_fn=None if self._outlive else _terminated_with_parent,
             )
         self._processes[name] = process
         self._pids[name] = process.pid
@@ -481,6 +490,14 @@ class RadosGateway:
         return True
 
 
+_prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here: the forked child only calls it
+
+
+def _terminated_with_parent() -> None:
+    """In a daemon, before it runs: SIGTERM when the thread that started it ends."""
+    _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def _is_daemon_of(pid: int, config_path: Path) -> bool:
     """Whether `pid` runs (not a zombie) with `config_path` on its command line: a daemon of that
     cluster, not a process that was given its PID later."""
@@ -548,9 +565,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"# stopped the cluster in {arguments.dir}", file=sys.stderr)
             return 0
         if (arguments.dir / STATE_FILE).exists():
-            gateway = RadosGateway.attach(arguments.dir)
+            gateway = RadosGateway.attach(arguments.dir, outlive_this_process=True)
         else:
-            gateway = RadosGateway(arguments.dir, tls=arguments.tls, device_bytes=arguments.memory_mib * 1024**2)
+            gateway = RadosGateway(
+                arguments.dir,
+                tls=arguments.tls,
+                device_bytes=arguments.memory_mib * 1024**2,
+                outlive_this_process=True,
+            )
         gateway.start()
     except RadosGatewayError as error:
         print(f"scripts/radosgw: {error}", file=sys.stderr)

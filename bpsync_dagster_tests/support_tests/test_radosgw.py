@@ -1,5 +1,6 @@
 """scripts/radosgw: a Ceph cluster with a RADOS Gateway that one command starts and another stops by
-PID; its objects survive a clean stop; HTTPS answers with the test CA."""
+PID; its objects survive a clean stop; HTTPS answers with the test CA, and refuses what boto3 sends
+by default where the project's client does not."""
 
 import json
 import os
@@ -7,13 +8,18 @@ import shutil
 import socket
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from bpsync_dagster.configuration import S3Storage
+from bpsync_dagster.storage.s3_client import make_s3_client
 from bpsync_dagster_tests.support.environment import PROJECT_ROOT
-from bpsync_dagster_tests.support.s3_server import s3_client
+from bpsync_dagster_tests.support.radosgw import RadosGateway
+from bpsync_dagster_tests.support.s3_server import REGION, s3_client
 
 SCRIPT = PROJECT_ROOT / "scripts" / "radosgw"
 
@@ -89,3 +95,35 @@ def test_the_script_names_what_is_wrong(tmp_path: Path) -> None:
     assert missing.returncode == 1 and "state.json does not exist" in missing.stderr
     assert busy.returncode == 1 and "is not empty" in busy.stderr
     assert "Traceback" not in missing.stderr + busy.stderr
+
+
+def test_over_https_radosgw_refuses_boto3s_default_checksums_and_takes_the_projects_client(
+    radosgw: RadosGateway,
+) -> None:
+    """boto3 >= 1.36 sends an aws-chunked body with a checksum trailer by default; radosgw 16 answers
+    411 MissingContentLength over HTTPS. The project's client asks for checksums only when required."""
+    https = radosgw.https()
+    bucket = f"checksums-{uuid.uuid4().hex[:8]}"
+    https.client().create_bucket(Bucket=bucket)
+    with_defaults = boto3.client(
+        "s3",
+        endpoint_url=https.endpoint_url,
+        region_name=REGION,
+        aws_access_key_id=https.access_key,
+        aws_secret_access_key=https.secret_key,
+        verify=str(https.ca_certificate),
+    )
+    entry = S3Storage(
+        endpoint=https.endpoint_url,
+        access_key=https.access_key,
+        secret_key=https.secret_key,
+        ca_cert=https.ca_certificate,
+        bucket_prefix=bucket,
+    )
+
+    with pytest.raises(ClientError, match="MissingContentLength"):
+        with_defaults.put_object(Bucket=bucket, Key="refused", Body=b"body")
+    make_s3_client(entry).put_object(Bucket=bucket, Key="taken", Body=b"body")
+
+    assert https.client().get_object(Bucket=bucket, Key="taken")["Body"].read() == b"body"
+    assert [item["Key"] for item in https.client().list_objects_v2(Bucket=bucket)["Contents"]] == ["taken"]
