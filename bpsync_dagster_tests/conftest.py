@@ -43,7 +43,7 @@ def moto_s3() -> Iterator[S3Server]:
 @pytest.fixture(scope="session")
 def radosgw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RadosGateway]:
     """A single-node Ceph cluster with a RADOS Gateway (HTTP and HTTPS), started once per session
-    (about 13 s), only if a test asks for it."""
+    (about 15 s), only if a test asks for it."""
     if shutil.which("radosgw") is None:
         pytest.skip(f"radosgw is not installed (apt-get install -y {RADOSGW_PACKAGES})")
     directory = tmp_path_factory.mktemp("radosgw")
