@@ -55,7 +55,7 @@ def main() -> None:
     axes.invert_yaxis()
     axes.set_xlabel("MiB/s (median); in brackets: ratio to cp + sync (POSIX→POSIX) or rclone copy (S3)")
     runs = f"{data.get('repeat')} runs POSIX, {data.get('s3_repeat')} runs S3"
-    axes.set_title(f"bpsync sync vs cp and rclone, copy throughput ({runs}; S3 = moto on localhost)", fontsize=10)
+    axes.set_title(f"bpsync sync vs cp and rclone, copy throughput ({runs}; S3 servers on localhost)", fontsize=10)
     axes.legend(fontsize=7, loc="lower right")
     axes.margins(x=0.2)
     figure.tight_layout()

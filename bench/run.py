@@ -6,8 +6,10 @@
 
 It builds everything it measures on its own: crypt4gh keys, encrypted test files in a POSIX archive
 and in an S3 archive bucket, an SDA database and a Dagster database of its own on the local
-PostgreSQL (127.0.0.1:5432, dropped at the end), a moto S3 server (in a separate process, so that
-it does not share the GIL with the sampler), and the stand-in remote sync API. Every `bpsync sync`
+PostgreSQL (127.0.0.1:5432, dropped at the end), the S3 servers chosen with `--s3` (moto, in a
+separate process so that it does not share the GIL with the sampler, and Ceph's RADOS Gateway, a
+single-node cluster whose OSD keeps its objects in memory, so its datasets are smaller), and the
+stand-in remote sync API. Every S3 figure, rclone's on the same endpoint, names its server. Every `bpsync sync`
 is the real command in a fresh process, as `bpsync_dagster_tests.support.environment.Node.bpsync`
 runs it; its wall time and the summed RSS of its whole process tree (sampled every 50 ms in /proc)
 are recorded, and its run's events are read back from the Dagster instance.
@@ -33,6 +35,7 @@ import time
 import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -44,6 +47,9 @@ import results_table  # noqa: E402
 
 KiB, MiB, GiB = 1024, 1024**2, 1024**3
 SAMPLE_SECONDS = 0.05
+S3_SERVERS = ("moto", "radosgw")
+RADOSGW_BYTES = 4 * GiB  # the OSD's capacity, held in memory
+RCLONE_BUCKET = "bench-rclone"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -250,6 +256,7 @@ class Dataset:
         return sum(body.size for body in self.bodies)
 
     def dataset_id(self, archive: str) -> str:
+        """`archive` is `posix` or the name of the S3 server whose archive bucket holds the bodies."""
         return f"SYNC-BENCH-{self.name.upper()}-{archive.upper()}"
 
 
@@ -261,9 +268,10 @@ def _size_label(size: int) -> str:
 
 
 class Bench:
-    def __init__(self, workdir: Path, quick: bool) -> None:
+    def __init__(self, workdir: Path, quick: bool, s3_servers: tuple[str, ...]) -> None:
         self.workdir = workdir
         self.quick = quick
+        self.s3_names = s3_servers
         self.stack = ExitStack()
         self.profile_dir: Path | None = None
         self.results: list[dict[str, object]] = []  # raw measurements
@@ -312,18 +320,17 @@ class Bench:
         self.stack.callback(drop_database, self.dagster_db)
         dagster_home = make_dagster_home(self.workdir / "dagster_home")
 
-        self.s3 = _subprocess_s3_server_class()()
-        self.s3.start()
-        self.stack.callback(self.s3.stop)
-        self.s3.client().create_bucket(Bucket=ARCHIVE_BUCKET)
-        self.s3.client().create_bucket(Bucket="bench-rclone")
+        self.servers = {name: self._start_s3(name) for name in self.s3_names}
+        for server in self.servers.values():
+            server.client().create_bucket(Bucket=ARCHIVE_BUCKET)
+            server.client().create_bucket(Bucket=RCLONE_BUCKET)
         self.archive_bucket = ARCHIVE_BUCKET
 
         self.remote = StandInRemoteApi(REMOTE_USER, REMOTE_PASSWORD, FILE_SYNC_SCHEMA)
         self.remote.start()
         self.stack.callback(self.remote.stop)
 
-        def node(archive: str, sync: str) -> daemon_runs.BenchNode:
+        def node(archive: str, sync: str, s3) -> daemon_runs.BenchNode:
             return daemon_runs.BenchNode(
                 root=self.workdir / "node",
                 archive=archive,
@@ -331,7 +338,7 @@ class Bench:
                 node_keys=self.node_keys,
                 receiver_keys=self.receiver_keys,
                 sda_dsn=self.sda_dsn,
-                s3=self.s3,
+                s3=s3,
                 remote=self.remote,
                 dagster_home=dagster_home,
                 dagster_env=dagster_env,
@@ -341,7 +348,11 @@ class Bench:
                 prefix=f"b{uuid.uuid4().hex[:8]}",
             )
 
-        self.nodes = {"P→P": node("posix", "posix"), "P→S3": node("posix", "s3"), "S3→S3": node("s3", "s3")}
+        # "P→P", and "P→S3 on moto", "S3→S3 on radosgw" and so on.
+        self.nodes = {"P→P": node("posix", "posix", next(iter(self.servers.values())))}
+        for name, server in self.servers.items():
+            self.nodes[on("P→S3", name)] = node("posix", "s3", server)
+            self.nodes[on("S3→S3", name)] = node("s3", "s3", server)
         self.instance = self.nodes["P→P"].instance()
         self.stack.callback(self.instance.dispose)
         # Fill the bytecode cache of the benchmark's processes (see `python_env`).
@@ -351,23 +362,36 @@ class Bench:
         self.rclone_env = {key: value for key, value in os.environ.items() if key != "AWS_CA_BUNDLE"}
         self.rclone_env["RCLONE_CONFIG"] = str(self.workdir / "rclone.conf")
         (self.workdir / "rclone.conf").write_text("")
-        from bpsync_dagster_tests.support.s3_server import ACCESS_KEY, REGION, SECRET_KEY
+        from bpsync_dagster_tests.support.s3_server import REGION
 
-        # Two remote names on the same endpoint, so S3→S3 is a download and an upload (as for
-        # bpsync), not a server-side copy.
-        for name in ("SRC", "DST"):
-            self.rclone_env.update(
-                {
-                    f"RCLONE_CONFIG_{name}_TYPE": "s3",
-                    f"RCLONE_CONFIG_{name}_PROVIDER": "Other",
-                    f"RCLONE_CONFIG_{name}_ENV_AUTH": "false",
-                    f"RCLONE_CONFIG_{name}_ACCESS_KEY_ID": ACCESS_KEY,
-                    f"RCLONE_CONFIG_{name}_SECRET_ACCESS_KEY": SECRET_KEY,
-                    f"RCLONE_CONFIG_{name}_ENDPOINT": self.s3.endpoint_url,
-                    f"RCLONE_CONFIG_{name}_REGION": REGION,
-                    f"RCLONE_CONFIG_{name}_FORCE_PATH_STYLE": "true",
-                }
-            )
+        # Two remote names per endpoint (SRCMOTO and DSTMOTO, ...), so S3→S3 is a download and an
+        # upload (as for bpsync), not a server-side copy.
+        for server_name, server in self.servers.items():
+            for name in (f"SRC{server_name.upper()}", f"DST{server_name.upper()}"):
+                self.rclone_env.update(
+                    {
+                        f"RCLONE_CONFIG_{name}_TYPE": "s3",
+                        f"RCLONE_CONFIG_{name}_PROVIDER": "Ceph" if server_name == "radosgw" else "Other",
+                        f"RCLONE_CONFIG_{name}_ENV_AUTH": "false",
+                        f"RCLONE_CONFIG_{name}_ACCESS_KEY_ID": server.access_key,
+                        f"RCLONE_CONFIG_{name}_SECRET_ACCESS_KEY": server.secret_key,
+                        f"RCLONE_CONFIG_{name}_ENDPOINT": server.endpoint_url,
+                        f"RCLONE_CONFIG_{name}_REGION": REGION,
+                        f"RCLONE_CONFIG_{name}_FORCE_PATH_STYLE": "true",
+                    }
+                )
+
+    def _start_s3(self, name: str):
+        """A started S3 server (`moto` or `radosgw`), stopped when the benchmark ends."""
+        if name == "moto":
+            server = _subprocess_s3_server_class()()
+        else:
+            from bpsync_dagster_tests.support.radosgw import RadosGateway
+
+            server = RadosGateway(self.workdir / "radosgw", device_bytes=RADOSGW_BYTES)
+        server.start()
+        self.stack.callback(server.stop)
+        return server
 
     @property
     def archive_dir(self) -> Path:
@@ -408,13 +432,14 @@ class Bench:
                     )
                 )
         for archive in archives:
-            if archive == "s3":
-                client = self.s3.client()
+            if archive != "posix":
+                server = self.servers[archive]
+                client = server.client()
                 for body in dataset.bodies:
                     client.upload_file(
                         str(self.archive_dir / body.archive_name), self.archive_bucket, body.archive_name
                     )
-                location = f"{self.s3.endpoint_url}/{self.archive_bucket}"
+                location = f"{server.endpoint_url}/{self.archive_bucket}"
             else:
                 location = str(self.archive_dir)
             dataset_id = dataset.dataset_id(archive)
@@ -441,12 +466,14 @@ class Bench:
 
     def remove_dataset_bodies(self, dataset: Dataset) -> None:
         shutil.rmtree(self.archive_dir / dataset.body_dir, ignore_errors=True)
-        self._empty_bucket(self.archive_bucket, prefix=dataset.body_dir + "/")
+        for server in self.servers.values():
+            self._empty_bucket(server, self.archive_bucket, prefix=dataset.body_dir + "/")
 
     # ---- clean-up between runs --------------------------------------------------------------------
 
-    def _empty_bucket(self, bucket: str, prefix: str = "") -> None:
-        client = self.s3.client()
+    @staticmethod
+    def _empty_bucket(server, bucket: str, prefix: str = "") -> None:
+        client = server.client()
         paginator = client.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
             keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
@@ -458,22 +485,24 @@ class Bench:
             shutil.rmtree(directory, ignore_errors=True)
         self.sync_dir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "baseline").mkdir(parents=True, exist_ok=True)
-        self._empty_bucket("bench-rclone")
+        for server in self.servers.values():
+            self._empty_bucket(server, RCLONE_BUCKET)
         for node in self.nodes.values():
             if node.sync == "s3":
                 for bucket in node.sync_buckets():
-                    self._empty_bucket(bucket)
+                    self._empty_bucket(node.s3, bucket)
 
     # ---- the tools --------------------------------------------------------------------------------
 
     def bpsync(self, case: str, dataset: Dataset, *extra: str, profile: str | None = None) -> dict[str, object]:
-        """One `bpsync sync` of the dataset; wall time, peak RSS, and what the run recorded.
+        """One `bpsync sync` of the dataset by the node `case` (`P→P`, `P→S3 on moto`, ...); wall time,
+        peak RSS, and what the run recorded.
 
         With `profile` (a file name), the run is recorded by py-spy into the profile directory
         instead (collapsed stacks, every thread, idle time included); such runs are not figures.
         """
         node = self.nodes[case]
-        archive = "s3" if node.archive == "s3" else "posix"
+        archive = node.s3.name if node.archive == "s3" else "posix"
         env = self.python_env(node)
         prefix: list[str] = []
         if profile is not None:
@@ -555,27 +584,17 @@ class Bench:
             env=self.rclone_env,
         )
 
-    def rclone_to_s3(self, dataset: Dataset) -> Measured:
-        return self._baseline("rclone_to_s3", dataset, self._rclone_to_s3(dataset))
-
-    def _rclone_to_s3(self, dataset: Dataset) -> Measured:
+    def rclone_to_s3(self, dataset: Dataset, server: str) -> Measured:
         source = self.archive_dir / dataset.body_dir
-        return measure(["rclone", "copy", "-q", str(source), f"DST:bench-rclone/{dataset.name}"], env=self.rclone_env)
+        destination = f"DST{server.upper()}:{RCLONE_BUCKET}/{dataset.name}"
+        measured = measure(["rclone", "copy", "-q", str(source), destination], env=self.rclone_env)
+        return self._baseline(on("rclone_to_s3", server), dataset, measured)
 
-    def rclone_s3_to_s3(self, dataset: Dataset) -> Measured:
-        return self._baseline("rclone_s3_to_s3", dataset, self._rclone_s3_to_s3(dataset))
-
-    def _rclone_s3_to_s3(self, dataset: Dataset) -> Measured:
-        return measure(
-            [
-                "rclone",
-                "copy",
-                "-q",
-                f"SRC:{self.archive_bucket}/{dataset.body_dir}",
-                f"DST:bench-rclone/{dataset.name}",
-            ],
-            env=self.rclone_env,
-        )
+    def rclone_s3_to_s3(self, dataset: Dataset, server: str) -> Measured:
+        source = f"SRC{server.upper()}:{self.archive_bucket}/{dataset.body_dir}"
+        destination = f"DST{server.upper()}:{RCLONE_BUCKET}/{dataset.name}"
+        measured = measure(["rclone", "copy", "-q", source, destination], env=self.rclone_env)
+        return self._baseline(on("rclone_s3_to_s3", server), dataset, measured)
 
     # ---- the table --------------------------------------------------------------------------------
 
@@ -626,6 +645,11 @@ class Bench:
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+def on(case: str, server: str | None) -> str:
+    """A case as measured against an S3 server: `P→S3 on radosgw`."""
+    return case if server is None else f"{case} on {server}"
 
 
 def mib_per_s(size: int, seconds: float) -> float:
@@ -737,12 +761,14 @@ def bench_fixed_cost(bench: Bench, repeat: int) -> float:
     return fixed
 
 
-def bench_throughput(bench: Bench, datasets: list[Dataset], repeat: int, s3_repeat: int, fixed: float) -> None:
+def bench_throughput(
+    bench: Bench, dataset: Dataset, repeat: int, s3_repeat: int, fixed: float, servers: tuple[str, ...], posix: bool
+) -> None:
+    """POSIX→POSIX (if `posix`), then POSIX→S3 and S3→S3 against each of `servers`."""
     group = "1 throughput"
-    for dataset in datasets:
-        size = dataset.bytes()
-        label = dataset.label()
-        # POSIX→POSIX
+    size = dataset.bytes()
+    label = dataset.label()
+    if posix:
         cp_runs, rclone_runs, bp_runs = [], [], []
         for _ in range(repeat):
             bench.clean_destinations()
@@ -764,18 +790,22 @@ def bench_throughput(bench: Bench, datasets: list[Dataset], repeat: int, s3_repe
         bench.row(group, case, "rclone copy + sync", rclone, "MiB/s", "cp + sync", rclone / cp, runs=repeat)
         _bpsync_rows(bench, group, case, bp_runs, cp, "cp + sync", fixed, 0.8, repeat)
 
+    for server in servers:
         for case_name, baseline_fn in (("P→S3", bench.rclone_to_s3), ("S3→S3", bench.rclone_s3_to_s3)):
+            node = on(case_name, server)
             rclone_runs, bp_runs = [], []
             for _ in range(s3_repeat):
                 bench.clean_destinations()
-                rclone_runs.append(baseline_fn(dataset).seconds)
+                rclone_runs.append(baseline_fn(dataset, server).seconds)
                 bench.clean_destinations()
-                bp_runs.append(bench.bpsync(case_name, dataset))
+                bp_runs.append(bench.bpsync(node, dataset))
             bench.clean_destinations()
             if dataset.name == "multi" and case_name == "P→S3":
-                bench.profile(case_name, dataset, f"{case_name.replace('→', '-').lower()}-{dataset.name}.txt")
-            case = f"{case_name} {label}"
-            bench.results.append({"case": case, "bytes": size, "rclone": rclone_runs, "bpsync": bp_runs})
+                bench.profile(node, dataset, f"posix-s3-{dataset.name}-{server}.txt")
+            case = on(f"{case_name} {label}", server)
+            bench.results.append(
+                {"case": case, "server": server, "bytes": size, "rclone": rclone_runs, "bpsync": bp_runs}
+            )
             rclone = mib_per_s(size, median(rclone_runs))
             bench.row(group, case, "rclone copy", rclone, "MiB/s", "itself", 1.0, runs=s3_repeat)
             _bpsync_rows(bench, group, case, bp_runs, rclone, "rclone copy", fixed, 1.0, s3_repeat)
@@ -860,11 +890,12 @@ def bench_memory(bench: Bench, small: Dataset, large: Dataset, repeat: int) -> N
 def bench_small_files(bench: Bench, dataset: Dataset, repeat: int, s3_repeat: int) -> None:
     group = "3 small files"
     count = dataset.files
-    for case, n, baselines in (
-        ("P→P", repeat, (("cp + sync", bench.cp), ("rclone copy + sync", bench.rclone_local))),
-        ("P→S3", s3_repeat, (("rclone copy", bench.rclone_to_s3),)),
-    ):
-        label = f"{case} {dataset.label()}"
+    cases = [("P→P", None, repeat, (("cp + sync", bench.cp), ("rclone copy + sync", bench.rclone_local)))]
+    for server in bench.servers:
+        cases.append(("P→S3", server, s3_repeat, (("rclone copy", partial(bench.rclone_to_s3, server=server)),)))
+    for kind, server, n, baselines in cases:
+        case = on(kind, server)
+        label = on(f"{kind} {dataset.label()}", server)
         base_runs: dict[str, list[float]] = {name: [] for name, _ in baselines}
         bp_runs = []
         for _ in range(n):
@@ -885,8 +916,8 @@ def bench_small_files(bench: Bench, dataset: Dataset, repeat: int, s3_repeat: in
         seconds = median([run["seconds"] for run in bp_runs])
         rate = count / seconds
         bench.row(group, label, "bpsync sync, files/s", rate, "files/s", first, rate / base_rate, runs=n)
-        target = "< 60 s" if case == "P→P" else ""
-        met = (seconds < 60) if case == "P→P" and count >= 2000 else None
+        target = "< 60 s" if kind == "P→P" else ""
+        met = (seconds < 60) if kind == "P→P" and count >= 2000 else None
         bench.row(
             group,
             label,
@@ -949,6 +980,8 @@ def machine() -> dict[str, str]:
 PROFILES = {
     "full": {
         "throughput": [("multi", 8, 256 * MiB), ("single", 1, 2 * GiB)],
+        # radosgw's OSD holds every object in memory (RADOSGW_BYTES at most, garbage included).
+        "radosgw_throughput": [("rgw-multi", 8, 32 * MiB), ("rgw-single", 1, 256 * MiB)],
         "memory": [("mem-small", 1, 256 * MiB), ("mem-large", 1, 4 * GiB)],
         "small": ("small", 2000, 4 * KiB),
         "repeat": 3,
@@ -958,6 +991,7 @@ PROFILES = {
     },
     "quick": {
         "throughput": [("multi", 2, 1 * MiB)],
+        "radosgw_throughput": [("multi", 2, 1 * MiB)],
         "memory": [("mem-small", 1, 1 * MiB), ("mem-large", 1, 4 * MiB)],
         "small": ("small", 20, 4 * KiB),
         "repeat": 1,
@@ -970,12 +1004,27 @@ PROFILES = {
 PARTS = ("fixed", "throughput", "memory", "small", "latency", "many")
 
 
+def throughput_datasets(
+    profile: dict, servers: tuple[str, ...]
+) -> list[tuple[tuple[str, int, int], tuple[str, ...], bool]]:
+    """Each throughput dataset, the S3 servers it is measured on, and whether POSIX→POSIX is: the
+    profile's `throughput` datasets on POSIX and moto, its `radosgw_throughput` ones on radosgw."""
+    on_radosgw = profile["radosgw_throughput"] if "radosgw" in servers else []
+    plan = [
+        (spec, tuple(s for s in servers if s == "moto" or spec in on_radosgw), True) for spec in profile["throughput"]
+    ]
+    return plan + [(spec, ("radosgw",), False) for spec in on_radosgw if spec not in profile["throughput"]]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes and one repetition (seconds), for CI")
     parser.add_argument("--repeat", type=int, help="repetitions of each POSIX→POSIX figure (default 3; 1 with --quick)")
     parser.add_argument("--s3-repeat", type=int, help="repetitions of each S3 figure (default 3; 1 with --quick)")
     parser.add_argument("--only", nargs="+", choices=PARTS, default=list(PARTS), help="run only these parts")
+    parser.add_argument(
+        "--s3", nargs="+", choices=S3_SERVERS, default=list(S3_SERVERS), help="the S3 servers to measure against"
+    )
     parser.add_argument("--json", type=Path, help="write the table and every raw measurement here")
     parser.add_argument(
         "--py-spy",
@@ -996,6 +1045,10 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("rclone") is None:
         print("bench: rclone is missing: apt-get install -y rclone", file=sys.stderr)
         return 2
+    if "radosgw" in args.s3 and shutil.which("radosgw") is None:
+        print("bench: radosgw is missing: apt-get install -y ceph-mon ceph-osd radosgw ceph-common", file=sys.stderr)
+        return 2
+    servers = tuple(name for name in S3_SERVERS if name in args.s3)
 
     parent = args.workdir or Path(tempfile.gettempdir())
     parent.mkdir(parents=True, exist_ok=True)
@@ -1036,7 +1089,7 @@ def main(argv: list[str] | None = None) -> int:
             )
 
     try:
-        with Bench(workdir, args.quick) as bench:
+        with Bench(workdir, args.quick, servers) as bench:
             if args.py_spy:
                 args.py_spy.mkdir(parents=True, exist_ok=True)
                 bench.profile_dir = args.py_spy.resolve()
@@ -1063,11 +1116,12 @@ def main(argv: list[str] | None = None) -> int:
                 bench_small_files(bench, dataset, repeat, s3_repeat)
                 save(bench, results_table.print_table(bench.rows))
             if "throughput" in args.only:
-                for name, count, size in profile["throughput"]:
+                for spec, measured_on, posix in throughput_datasets(profile, servers):
+                    name, count, size = spec
                     progress(f"making {count}×{_size_label(size)} ({name})")
-                    dataset = bench.make_dataset(name, count, size, archives=("posix", "s3"))
+                    dataset = bench.make_dataset(name, count, size, archives=("posix", *measured_on))
                     progress(f"throughput {dataset.label()}")
-                    bench_throughput(bench, [dataset], repeat, s3_repeat, fixed)
+                    bench_throughput(bench, dataset, repeat, s3_repeat, fixed, measured_on, posix)
                     bench.remove_dataset_bodies(dataset)
                     save(bench, results_table.print_table(bench.rows))
             daemon_parts = tuple(part for part in ("latency", "many") if part in args.only)

@@ -1,6 +1,8 @@
-"""Session-wide real services: Postgres databases, a moto S3 server, keys, a Dagster instance."""
+"""Session-wide real services: Postgres databases, S3 servers (moto, Ceph's RADOS Gateway), keys, a
+Dagster instance."""
 
 import os
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,12 +24,15 @@ from bpsync_dagster_tests.support.environment import (
     drop_database,
     make_dagster_home,
 )
+from bpsync_dagster_tests.support.radosgw import RadosGateway
 from bpsync_dagster_tests.support.remote_api import StandInRemoteApi
-from bpsync_dagster_tests.support.s3_server import S3Server
+from bpsync_dagster_tests.support.s3_server import S3Endpoint, S3Server
+
+RADOSGW_PACKAGES = "ceph-mon ceph-osd radosgw ceph-common"
 
 
 @pytest.fixture(scope="session")
-def s3_server() -> Iterator[S3Server]:
+def moto_s3() -> Iterator[S3Server]:
     server = S3Server()
     server.start()
     server.client().create_bucket(Bucket=ARCHIVE_BUCKET)
@@ -38,6 +43,34 @@ def s3_server() -> Iterator[S3Server]:
 @pytest.fixture(scope="session")
 def broker_service_user() -> None:
     rabbitmq.ensure_service_user()
+
+
+@pytest.fixture(scope="session")
+def radosgw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RadosGateway]:
+    """A single-node Ceph cluster with a RADOS Gateway (HTTP and HTTPS), started once per session
+    (about 15 s), only if a test asks for it."""
+    if shutil.which("radosgw") is None:
+        pytest.skip(f"radosgw is not installed (apt-get install -y {RADOSGW_PACKAGES})")
+    directory = tmp_path_factory.mktemp("radosgw")
+    gateway = RadosGateway(directory, tls=True)
+    gateway.start()
+    try:
+        gateway.client().create_bucket(Bucket=ARCHIVE_BUCKET)
+        yield gateway
+    finally:
+        gateway.stop()
+        shutil.rmtree(directory, ignore_errors=True)  # the OSD's objects, saved at its stop
+
+
+@pytest.fixture
+def s3_server(request: pytest.FixtureRequest) -> S3Endpoint:
+    """The session's moto server, or, when a test parametrizes this fixture indirectly, `moto`,
+    `radosgw` (over HTTP) or `radosgw-https` (the same gateway over HTTPS, with its test CA)."""
+    name = getattr(request, "param", "moto")
+    if name == "moto":
+        return request.getfixturevalue("moto_s3")
+    gateway: RadosGateway = request.getfixturevalue("radosgw")
+    return {"radosgw": gateway, "radosgw-https": gateway.https()}[name]
 
 
 @pytest.fixture(scope="session")
@@ -69,7 +102,7 @@ def remote_api() -> Iterator[StandInRemoteApi]:
 @pytest.fixture
 def make_node(
     tmp_path: Path,
-    s3_server: S3Server,
+    s3_server: S3Endpoint,
     key_pairs: tuple[crypt4gh_files.KeyPair, crypt4gh_files.KeyPair],
     sda_dsn: str,
     dagster_instance_env: tuple[Path, dict[str, str]],

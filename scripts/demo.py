@@ -20,7 +20,6 @@ import uuid
 from contextlib import closing
 from pathlib import Path
 
-import boto3
 import pika
 import psycopg2
 import yaml
@@ -32,6 +31,7 @@ sys.path.insert(0, str(PROJECT_ROOT))
 from bpsync_dagster_tests.support import crypt4gh_files, sda_database  # noqa: E402
 from bpsync_dagster_tests.support.environment import split_crypt4gh  # noqa: E402
 from bpsync_dagster_tests.support.remote_api import StandInRemoteApi  # noqa: E402
+from bpsync_dagster_tests.support.s3_server import s3_client  # noqa: E402
 
 DEMO_DIR = PROJECT_ROOT / ".demo"
 STATE_FILE = DEMO_DIR / "state.json"
@@ -212,13 +212,7 @@ def next_dataset(state: dict[str, object]) -> tuple[str, list[str]]:
 
 def verify(state: dict[str, object], dataset_id: str) -> bool:
     """Decrypt the dataset's synced objects with the receiver's key and compare with the plaintext."""
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=str(state["s3_endpoint"]),
-        aws_access_key_id=S3_KEYS["access_key"],
-        aws_secret_access_key=S3_KEYS["secret_key"],
-        region_name="us-east-1",
-    )
+    s3 = s3_client(str(state["s3_endpoint"]), S3_KEYS["access_key"], S3_KEYS["secret_key"])
     secret = bytes.fromhex(str(state["receiver_secret_key"]))
     ok = True
     for original in sorted((DEMO_DIR / "plaintext" / "demo" / dataset_id).iterdir()):

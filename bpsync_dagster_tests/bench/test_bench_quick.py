@@ -1,4 +1,5 @@
-"""The benchmark script (`bench/run.py`) keeps working: its tiny `--quick` version, run to the end."""
+"""The benchmark script (`bench/run.py`) keeps working: its tiny `--quick` version, run to the end,
+with its S3 figures against moto and Ceph's RADOS Gateway."""
 
 import json
 import re
@@ -15,6 +16,9 @@ NUMBER = r"(?:[0-9][0-9,]*(?:\.[0-9]+)?|n/a)"
 
 
 @pytest.mark.skipif(shutil.which("rclone") is None, reason="rclone is not installed (apt-get install -y rclone)")
+@pytest.mark.skipif(
+    shutil.which("radosgw") is None, reason="radosgw is not installed (apt-get install -y ceph-mon ceph-osd radosgw)"
+)
 def test_the_quick_benchmark_prints_its_table_with_numbers_and_ratios(tmp_path: Path) -> None:
     results = tmp_path / "bench.json"
     result = subprocess.run(
@@ -46,9 +50,14 @@ def test_the_quick_benchmark_prints_its_table_with_numbers_and_ratios(tmp_path: 
     assert len(ratios) >= 20
     assert all(re.fullmatch(NUMBER + "×", ratio) for ratio in ratios), ratios
     measured = {(row[1].split()[0], row[2]) for row in cells}
-    for case in ("P→P", "P→S3", "S3→S3"):
-        assert (case, "bpsync sync, whole run") in measured
-        assert (case, "rclone copy" if case != "P→P" else "cp + sync") in measured
+    assert ("P→P", "bpsync sync, whole run") in measured and ("P→P", "cp + sync") in measured
+    # Every S3 case names its server: "P→S3 2×1 MiB on radosgw".
+    on_servers = {(row[1].split()[0], row[1].rpartition(" on ")[2], row[2]) for row in cells if "S3" in row[1]}
+    for case in ("P→S3", "S3→S3"):
+        for server in ("moto", "radosgw"):
+            assert (case, server, "bpsync sync, whole run") in on_servers, (case, server)
+            assert (case, server, "rclone copy") in on_servers, (case, server)
+    assert {server for _, server, _ in on_servers} == {"moto", "radosgw"}
     assert ("P→P", "bpsync sync peak RSS") in measured
     assert ("P→S3", "Dagster events written") in measured
     assert ("shipped", "publish → POST received, median") in measured

@@ -9,12 +9,16 @@ trials (default 3; the full loop is 20), `BPSYNC_KILL_SEED` replays a printed se
 
 import os
 import random
+import signal
+import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from botocore.client import BaseClient
 
 from bpsync_dagster_tests.support.environment import Node
 from bpsync_dagster_tests.support.faults import (
@@ -29,6 +33,7 @@ from bpsync_dagster_tests.support.faults import (
     witnessed_remote,
 )
 from bpsync_dagster_tests.support.interruptible_s3_server import InterruptibleS3Server
+from bpsync_dagster_tests.support.s3_server import S3_SERVERS, S3Endpoint
 
 MIB = 1024 * 1024
 FILES = 6
@@ -153,27 +158,75 @@ def test_a_killed_sync_is_finished_by_reexecution(make_node, witness: ManifestWi
         print(f"{len(done)} trials in {time.monotonic() - began:.0f} s; POSTs per dataset: {dict(witness.posts)}")
 
 
-def test_a_killed_s3_upload_is_aborted_by_the_reexecution(make_node, witness: ManifestWitness, tmp_path: Path) -> None:
-    node = trial_node(make_node, witness, tmp_path, "s3")
-    with InterruptibleS3Server() as private_s3:
+def stopped_with_a_stored_part(process: subprocess.Popen[str], client: BaseClient, bucket: str) -> bool:
+    """Stop `process` (SIGSTOP) and tell whether one of its multipart uploads in `bucket` has a part
+    stored; if none has, let it go on (SIGCONT). Checked every few milliseconds, with the process
+    stopped while it is checked, it cannot complete an upload of many parts unseen."""
+    if process.poll() is not None:
+        raise AssertionError(f"bpsync ended (exit {process.returncode}) before a part was stored")
+    process.send_signal(signal.SIGSTOP)
+    try:
+        uploads = client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    except client.exceptions.NoSuchBucket:
+        uploads = []
+    for upload in uploads:
+        if client.list_parts(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"]).get("Parts"):
+            return True
+    process.send_signal(signal.SIGCONT)
+    return False
+
+
+def kill_point(stack: ExitStack, node: Node) -> tuple[int, Callable[[subprocess.Popen[str]], None], Callable[[], None]]:
+    """The file size, a wait that returns when `bpsync` has a multipart upload open with a part sent,
+    and what to do once it is killed.
+
+    moto: a private interruptible server holds the first part; the kill comes while it is held.
+    radosgw, where nothing can hold a part: a 64 MiB file is 13 parts of 5 MB; `bpsync` runs in
+    slices of a few milliseconds, stopped between them, until the gateway has stored one part, and
+    is killed then.
+    """
+    if node.s3.name == "moto":
+        private_s3 = stack.enter_context(InterruptibleS3Server())
         node.s3 = private_s3
-        dataset_id = node.dataset_id("killed-upload")
-        files = node.add_dataset(dataset_id, [("killed/upload.c4gh", os.urandom(16 * MIB))])
-        witness.expect(dataset_id, files)
         gate = private_s3.hold_upload_parts()
+
+        def part_held(_process: subprocess.Popen[str]) -> None:
+            assert gate.wait_until_held(1, timeout=120), "the upload sent no part"
+
+        return 16 * MIB, part_held, gate.open
+
+    client, bucket = node.s3.client(), f"{node.bucket_prefix}1"
+
+    def part_stored(process: subprocess.Popen[str]) -> None:
+        wait_for(lambda: stopped_with_a_stored_part(process, client, bucket), timeout=120, interval=0.01)
+
+    return 64 * MIB, part_stored, lambda: None
+
+
+@pytest.mark.parametrize("s3_server", S3_SERVERS, indirect=True)
+def test_a_killed_s3_upload_is_aborted_by_the_reexecution(
+    make_node, witness: ManifestWitness, tmp_path: Path, s3_server: S3Endpoint
+) -> None:
+    node = trial_node(make_node, witness, tmp_path, "s3")
+    with ExitStack() as stack:
+        size, wait_for_a_part, after_the_kill = kill_point(stack, node)
+        dataset_id = node.dataset_id("killed-upload")
+        files = node.add_dataset(dataset_id, [("killed/upload.c4gh", os.urandom(size))])
+        witness.expect(dataset_id, files)
         process = start_bpsync(node, *node.sync_arguments(dataset_id))
         try:
             lines = read_until(process, "copy_files ...")
-            assert gate.wait_until_held(1, timeout=120), "the upload sent no part"
+            wait_for_a_part(process)
         finally:
             process.kill()
             process.wait()
-            gate.open()
+            after_the_kill()
         left_open = open_multipart_uploads(node)
+        finished_before_the_kill = node.synced_object(files[0].path) is not None
 
         resumed = node.bpsync("reexecute", run_id_of("".join(lines)))
 
-        assert left_open, "the killed run left no multipart upload to abort"
+        assert left_open and not finished_before_the_kill, f"open uploads at the kill: {left_open}"
         assert resumed.returncode == 0, resumed.stderr
         assert node.decrypt_synced(files[0].path) == files[0].plaintext
         assert witness.posts[dataset_id] == 1 and witness.problems == []

@@ -1,4 +1,5 @@
-"""`bpsync sync` against real Postgres, S3 (moto), POSIX directories and an HTTP remote."""
+"""`bpsync sync` against real Postgres, S3 (moto and Ceph's RADOS Gateway), POSIX directories and an
+HTTP remote."""
 
 import json
 import os
@@ -8,11 +9,22 @@ from dagster import DagsterRunStatus, RunsFilter
 
 from bpsync_dagster_tests.support import crypt4gh_files
 from bpsync_dagster_tests.support.environment import SECRETS, SUBMITTER
+from bpsync_dagster_tests.support.s3_server import S3_SERVERS
 
 MIB = 1024 * 1024
+# Every S3 combination against each server; S3→S3 also over HTTPS (radosgw with a test CA).
+STORAGES = [
+    ("posix", "posix", "moto"),
+    *[
+        (archive, sync, server)
+        for archive, sync in (("s3", "s3"), ("posix", "s3"), ("s3", "posix"))
+        for server in S3_SERVERS
+    ],
+    ("s3", "s3", "radosgw-https"),
+]
 
 
-@pytest.mark.parametrize(("archive", "sync"), [("posix", "posix"), ("s3", "s3"), ("posix", "s3"), ("s3", "posix")])
+@pytest.mark.parametrize(("archive", "sync", "s3_server"), STORAGES, indirect=["s3_server"])
 def test_sync_copies_reencrypted_files_and_posts_the_manifest(make_node, archive: str, sync: str) -> None:
     node = make_node(archive, sync)
     dataset_id = node.dataset_id("basic")

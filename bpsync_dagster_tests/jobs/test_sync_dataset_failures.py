@@ -11,6 +11,7 @@ from bpsync_dagster_tests.support.environment import (
     create_sda_database,
     drop_database,
 )
+from bpsync_dagster_tests.support.s3_server import S3_SERVERS
 
 MIB = 1024 * 1024
 OLD_SDA_DB = f"bpsync_test_sda_v22_{os.getpid()}"
@@ -33,6 +34,7 @@ def test_without_accession_ids_the_dataset_files_are_synced(make_node) -> None:
     assert [entry["file_id"] for entry in node.remote.received[0]["dataset_files"]] == [f.accession_id for f in files]
 
 
+@pytest.mark.parametrize("s3_server", S3_SERVERS, indirect=True)
 def test_s3_buckets_roll_over_and_a_full_storage_fails_clearly(make_node) -> None:
     node: Node = make_node("posix", "s3")
     node.sync_s3_options = {"max_objects": 2, "max_buckets": 3}
@@ -54,7 +56,9 @@ def test_s3_buckets_roll_over_and_a_full_storage_fails_clearly(make_node) -> Non
     assert node.remote.received[-1]["dataset_id"] == first
 
 
-@pytest.mark.parametrize("sync", ["posix", "s3"])
+@pytest.mark.parametrize(
+    ("sync", "s3_server"), [("posix", "moto"), *[("s3", server) for server in S3_SERVERS]], indirect=["s3_server"]
+)
 def test_a_checksum_mismatch_leaves_no_partial_object_and_sends_nothing(make_node, sync: str) -> None:
     node: Node = make_node("posix", sync)
     dataset_id = node.dataset_id("corrupt")

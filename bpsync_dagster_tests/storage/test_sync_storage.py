@@ -3,6 +3,7 @@ while the next fills, a bounded number at a time."""
 
 import os
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from bpsync_dagster.configuration import PosixStorage, S3Storage, StorageSetting
 from bpsync_dagster.storage.errors import StorageError
 from bpsync_dagster.storage.sync import PARTIAL_SUFFIX, PARTS_IN_FLIGHT, StagedObject, SyncStorage
 from bpsync_dagster_tests.support.interruptible_s3_server import InterruptibleS3Server
-from bpsync_dagster_tests.support.s3_server import ACCESS_KEY, SECRET_KEY, S3Server
+from bpsync_dagster_tests.support.s3_server import S3_SERVERS, S3Endpoint
 
 MiB = 1024 * 1024
 
@@ -58,22 +59,25 @@ def test_a_posix_write_larger_than_the_write_back_step_lands_whole(tmp_path: Pat
     assert [path.name for path in tmp_path.iterdir()] == ["big.c4gh"]
 
 
-def s3_storage(server: S3Server, prefix: str, chunk_size: int) -> SyncStorage:
+def s3_storage(server: S3Endpoint, prefix: str, chunk_size: int) -> SyncStorage:
     entry = S3Storage(
         endpoint=server.endpoint_url,
-        access_key=ACCESS_KEY,
-        secret_key=SECRET_KEY,
-        disable_https=True,
+        access_key=server.access_key,
+        secret_key=server.secret_key,
+        disable_https=server.endpoint_url.startswith("http:"),
+        ca_cert=server.ca_certificate,
         chunk_size=chunk_size,
         bucket_prefix=prefix,
     )
     return SyncStorage(StorageSettings("sync", s3=(entry,)))
 
 
+@pytest.mark.parametrize("s3_server", [*S3_SERVERS, "radosgw-https"], indirect=True)
 def test_s3_objects_smaller_than_a_part_are_one_put_and_larger_ones_parts_of_the_chunk_size(
-    s3_server: S3Server,
+    s3_server: S3Endpoint,
 ) -> None:
-    storage = s3_storage(s3_server, "parts", chunk_size=5 * MiB)
+    prefix = f"parts-{uuid.uuid4().hex[:8]}-"  # the HTTP and HTTPS runs share one gateway
+    storage = s3_storage(s3_server, prefix, chunk_size=5 * MiB)
     exact = bytes(range(256)) * (5 * MiB // 256)
     larger = exact * 2 + b"tail"
 
@@ -82,13 +86,15 @@ def test_s3_objects_smaller_than_a_part_are_one_put_and_larger_ones_parts_of_the
     write(storage, "empty.c4gh", b"")
 
     client = s3_server.client()
-    objects = {key: client.get_object(Bucket="parts1", Key=key) for key in ("exact.c4gh", "larger.c4gh", "empty.c4gh")}
+    objects = {
+        key: client.get_object(Bucket=f"{prefix}1", Key=key) for key in ("exact.c4gh", "larger.c4gh", "empty.c4gh")
+    }
     assert objects["exact.c4gh"]["Body"].read() == exact
     assert objects["larger.c4gh"]["Body"].read() == larger
     assert objects["empty.c4gh"]["Body"].read() == b""
     assert "-" not in objects["exact.c4gh"]["ETag"]  # one PUT, not a multipart upload
     assert objects["larger.c4gh"]["ETag"].strip('"').endswith("-3")  # 5 MiB + 5 MiB + 4 bytes
-    assert client.list_multipart_uploads(Bucket="parts1").get("Uploads", []) == []
+    assert client.list_multipart_uploads(Bucket=f"{prefix}1").get("Uploads", []) == []
 
 
 def test_an_s3_upload_fills_the_next_part_while_parts_are_sent() -> None:

@@ -20,7 +20,7 @@ from dagster import DagsterInstance
 from bpsync_dagster.configuration import service_settings
 from bpsync_dagster_tests.support import crypt4gh_files, rabbitmq, sda_database
 from bpsync_dagster_tests.support.remote_api import StandInRemoteApi
-from bpsync_dagster_tests.support.s3_server import ACCESS_KEY, SECRET_KEY, S3Server
+from bpsync_dagster_tests.support.s3_server import SECRET_KEY, S3Endpoint
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 FILE_SYNC_SCHEMA = PROJECT_ROOT / "schemas" / "bigpicture" / "file-sync.json"
@@ -143,7 +143,7 @@ class Node:
     node_keys: crypt4gh_files.KeyPair
     receiver_keys: crypt4gh_files.KeyPair
     sda_dsn: str
-    s3: S3Server
+    s3: S3Endpoint
     remote: StandInRemoteApi
     dagster_home: Path
     dagster_env: dict[str, str]
@@ -170,26 +170,27 @@ class Node:
     def config_file(self) -> Path:
         return self.root / "config.yaml"
 
+    def s3_entry(self) -> dict[str, object]:
+        """The endpoint part of a storage entry for the node's S3 server (HTTPS with its CA, if it has one)."""
+        entry: dict[str, object] = {
+            "endpoint": self.s3.endpoint_url,
+            "access_key": self.s3.access_key,
+            "secret_key": self.s3.secret_key,
+            "disable_https": self.s3.endpoint_url.startswith("http:"),
+        }
+        if self.s3.ca_certificate is not None:
+            entry["ca_cert"] = str(self.s3.ca_certificate)
+        return entry
+
     def config(self) -> dict[str, object]:
         archive: dict[str, object] = {"posix": [{"path": str(self.archive_dir)}]}
         if self.archive == "s3":
-            archive["s3"] = [
-                {
-                    "endpoint": self.s3.endpoint_url,
-                    "access_key": ACCESS_KEY,
-                    "secret_key": SECRET_KEY,
-                    "disable_https": True,
-                    "bucket_prefix": ARCHIVE_BUCKET,
-                }
-            ]
+            archive["s3"] = [{**self.s3_entry(), "bucket_prefix": ARCHIVE_BUCKET}]
         if self.sync == "s3":
             sync: dict[str, object] = {
                 "s3": [
                     {
-                        "endpoint": self.s3.endpoint_url,
-                        "access_key": ACCESS_KEY,
-                        "secret_key": SECRET_KEY,
-                        "disable_https": True,
+                        **self.s3_entry(),
                         "bucket_prefix": self.bucket_prefix,
                         "chunk_size": "5MB",
                         **self.sync_s3_options,

@@ -1,6 +1,13 @@
-"""A real S3 endpoint for tests: moto's threaded server on a free local port."""
+"""A real S3 endpoint for tests: moto's threaded server on a free local port.
 
+`S3Server` and `radosgw.RadosGateway` (Ceph's RADOS Gateway) offer the same interface (`name`,
+`endpoint_url`, `access_key`, `secret_key`, `ca_certificate`, `client()`, `start()`, `stop()`), so
+a test can run against either.
+"""
+
+from pathlib import Path
 from types import TracebackType
+from typing import Protocol
 
 import boto3
 from botocore.client import BaseClient
@@ -10,6 +17,55 @@ from moto.server import ThreadedMotoServer
 ACCESS_KEY = "access"
 SECRET_KEY = "secretkey"
 REGION = "us-east-1"
+# For `@pytest.mark.parametrize("s3_server", S3_SERVERS, indirect=True)` (see conftest.py): the S3
+# tests run against both servers. `radosgw-https` is the same gateway over HTTPS.
+S3_SERVERS = ("moto", "radosgw")
+
+
+def s3_client(endpoint_url: str, access_key: str, secret_key: str, ca_certificate: Path | None = None) -> BaseClient:
+    """A boto3 S3 client as the tests and benchmarks build them: path-style, and checksums only where
+    an operation requires one (boto3's default aws-chunked uploads with a checksum trailer are
+    refused by Ceph's RADOS Gateway over HTTPS, as by the project's own client)."""
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name=REGION,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+        verify=str(ca_certificate) if ca_certificate else None,
+        config=Config(
+            s3={"addressing_style": "path"},
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        ),
+    )
+
+
+class S3Endpoint(Protocol):
+    """What tests need of an S3 server, whichever it is."""
+
+    @property
+    def name(self) -> str:
+        """`moto`, `radosgw` or `radosgw-https`: the test ID part that says which server ran."""
+
+    @property
+    def endpoint_url(self) -> str: ...
+
+    @property
+    def access_key(self) -> str: ...
+
+    @property
+    def secret_key(self) -> str: ...
+
+    @property
+    def ca_certificate(self) -> Path | None:
+        """The CA to trust for an https endpoint."""
+
+    def client(self) -> BaseClient: ...
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 class S3Server:
@@ -17,6 +73,11 @@ class S3Server:
 
     Buckets and objects survive a restart (moto keeps them in process memory).
     """
+
+    name = "moto"
+    access_key = ACCESS_KEY
+    secret_key = SECRET_KEY
+    ca_certificate: Path | None = None
 
     def __init__(self) -> None:
         self._port = 0
@@ -53,14 +114,7 @@ class S3Server:
 
     def client(self) -> BaseClient:
         """A boto3 S3 client for this endpoint (path-style addressing)."""
-        return boto3.client(
-            "s3",
-            endpoint_url=self.endpoint_url,
-            region_name=REGION,
-            aws_access_key_id=ACCESS_KEY,
-            aws_secret_access_key=SECRET_KEY,
-            config=Config(s3={"addressing_style": "path"}),
-        )
+        return s3_client(self.endpoint_url, self.access_key, self.secret_key)
 
     def __enter__(self) -> "S3Server":
         self.start()
