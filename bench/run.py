@@ -259,6 +259,10 @@ class Dataset:
         """`archive` is `posix` or the name of the S3 server whose archive bucket holds the bodies."""
         return f"SYNC-BENCH-{self.name.upper()}-{archive.upper()}"
 
+    def accession_ids(self, archive: str) -> list[str]:
+        """The files' accession IDs, which `bpsync sync` names as a mapping message does."""
+        return [f"{self.dataset_id(archive)}-F{index:04d}" for index in range(len(self.bodies))]
+
 
 def _size_label(size: int) -> str:
     for unit, factor in (("GiB", GiB), ("MiB", MiB), ("KiB", KiB)):
@@ -443,9 +447,8 @@ class Bench:
             else:
                 location = str(self.archive_dir)
             dataset_id = dataset.dataset_id(archive)
-            accessions = []
-            for index, body in enumerate(dataset.bodies):
-                accession = f"{dataset_id}-F{index:04d}"
+            accessions = dataset.accession_ids(archive)
+            for index, (accession, body) in enumerate(zip(accessions, dataset.bodies, strict=True)):
                 sda_database.insert_file(
                     self.sda_dsn,
                     sda_database.SdaFile(
@@ -460,7 +463,6 @@ class Bench:
                         archived_sha256=body.body_sha256,
                     ),
                 )
-                accessions.append(accession)
             sda_database.map_dataset(self.sda_dsn, dataset_id, accessions)
         return dataset
 
@@ -521,7 +523,16 @@ class Bench:
                 "--",
             ]
         measured = measure(
-            [*prefix, sys.executable, "-m", "bpsync_dagster.cli", "sync", dataset.dataset_id(archive), *extra],
+            [
+                *prefix,
+                sys.executable,
+                "-m",
+                "bpsync_dagster.cli",
+                "sync",
+                dataset.dataset_id(archive),
+                *dataset.accession_ids(archive),
+                *extra,
+            ],
             env=env,
             cwd=node.root,
         )

@@ -20,7 +20,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from bpsync_dagster.jobs.audit_sync import audit_sync
 from bpsync_dagster.resources import RESOURCES
-from bpsync_dagster_tests.support.environment import PROJECT_ROOT, Node
+from bpsync_dagster_tests.support.environment import PROJECT_ROOT, SDA_DB_DATASETS_USER, Node
 from bpsync_dagster_tests.support.webserver import graphql
 
 CHROMIUM = Path(os.environ.get("BPSYNC_CHROMIUM", "/usr/bin/chromium"))
@@ -146,6 +146,7 @@ def test_the_asset_catalog_lists_synced_datasets_with_their_audit(
     ui_node: Node, start_webserver, browser: WebDriver, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     node = ui_node
+    node.database_user = SDA_DB_DATASETS_USER  # the audit lists the local datasets
     node.extra_env = {"SYNC_CENTERPREFIX": f"SYNC-{node.prefix}-"}
     synced, drifted = node.dataset_id("catalog-a"), node.dataset_id("catalog-b")
     paths = {}
