@@ -33,11 +33,11 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from types import TracebackType
 
 from botocore.client import BaseClient
 from botocore.exceptions import BotoCoreError, ClientError
 
+from bpsync_dagster_tests.support.lifecycle import StartedService
 from bpsync_dagster_tests.support.ports import free_port_block, port_open
 from bpsync_dagster_tests.support.s3_server import ACCESS_KEY, SECRET_KEY, s3_client
 from bpsync_dagster_tests.support.tls import make_tls_files
@@ -114,7 +114,7 @@ class RadosGatewayError(RuntimeError):
     """The cluster could not be made, started or stopped; the message says which daemon and its log."""
 
 
-class RadosGateway:
+class RadosGateway(StartedService):
     """A single-node Ceph cluster with a RADOS Gateway under `directory`; `with RadosGateway(d):`
     starts and stops it. `start()` after `stop()` brings it back on the same ports with its data."""
 
@@ -254,18 +254,6 @@ class RadosGateway:
                 self._terminate(name, grace)
         self._save_state()
         self.last_stop_seconds = time.monotonic() - began
-
-    def __enter__(self) -> "RadosGateway":
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- making the cluster -------------------------------------------------------------------------
 

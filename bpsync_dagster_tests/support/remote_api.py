@@ -19,12 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import jsonschema
 from jsonschema.exceptions import best_match
+
+from bpsync_dagster_tests.support.lifecycle import StartedService
 
 LOG = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ class _Handler(BaseHTTPRequestHandler):
         LOG.info("%s %s", self.address_string(), format % args)
 
 
-class StandInRemoteApi:
+class StandInRemoteApi(StartedService):
     """HTTP server on 127.0.0.1 that checks Basic auth and validates bodies against file-sync.json.
 
     Every request counts in `attempts`; accepted bodies land in `received`. Queued faults apply
@@ -159,18 +160,6 @@ class StandInRemoteApi:
             self._server.shutdown()
             self._thread.join()
         self._server.server_close()
-
-    def __enter__(self) -> "StandInRemoteApi":
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _queue(self, fault: _Fault, count: int) -> None:
         with self._lock:

@@ -6,13 +6,14 @@ a test can run against either.
 """
 
 from pathlib import Path
-from types import TracebackType
 from typing import Protocol
 
 import boto3
 from botocore.client import BaseClient
 from botocore.config import Config
 from moto.server import ThreadedMotoServer
+
+from bpsync_dagster_tests.support.lifecycle import StartedService
 
 ACCESS_KEY = "access"
 SECRET_KEY = "secretkey"
@@ -68,7 +69,7 @@ class S3Endpoint(Protocol):
     def stop(self) -> None: ...
 
 
-class S3Server:
+class S3Server(StartedService):
     """Moto S3 on 127.0.0.1; `stop()`/`start()` take it down and bring it back on the same port.
 
     Buckets and objects survive a restart (moto keeps them in process memory).
@@ -115,15 +116,3 @@ class S3Server:
     def client(self) -> BaseClient:
         """A boto3 S3 client for this endpoint (path-style addressing)."""
         return s3_client(self.endpoint_url, self.access_key, self.secret_key)
-
-    def __enter__(self) -> "S3Server":
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
