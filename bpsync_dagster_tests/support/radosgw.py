@@ -573,7 +573,7 @@ def main(argv: list[str] | None = None) -> int:
     if gateway.tls:
         lines |= {"RGW_HTTPS_ENDPOINT": gateway.https().endpoint_url, "RGW_CA_CERT": str(gateway.tls_ca_certificate)}
     for key, value in lines.items():
-        print(f"{key}={shlex.quote(value)}")
+        print(f"export {key}={shlex.quote(value)}")
     started = (
         "running already" if gateway.last_start_seconds is None else f"started in {gateway.last_start_seconds:.1f} s"
     )

@@ -38,7 +38,15 @@ def script(*arguments: str) -> subprocess.CompletedProcess[str]:
 def started(directory: Path, *options: str) -> dict[str, str]:
     result = script("start", "--dir", str(directory), *options)
     assert result.returncode == 0, result.stderr
-    return dict(line.split("=", 1) for line in result.stdout.splitlines())
+    exported = subprocess.run(
+        ["bash", "-c", 'eval "$1"; python3 -c "import os; print(os.environ[\'RGW_ENDPOINT\'])"', "-", result.stdout],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    values = dict(line.removeprefix("export ").split("=", 1) for line in result.stdout.splitlines())
+    assert exported == values["RGW_ENDPOINT"], "eval of the output exports the variables to programs"
+    return values
 
 
 def daemon_running(pid: int) -> bool:
