@@ -43,6 +43,11 @@ class InfoError:
     correlation_id: str | bytes | None
 
 
+def outbox_key(sensor_name: str) -> str:
+    """Where the sensor's outbox index lies in the key-value store."""
+    return f"bpsync/info_errors/{sensor_name}"
+
+
 def _encode_correlation_id(correlation_id: str | bytes | None) -> dict[str, str] | None:
     if correlation_id is None:
         return None
@@ -62,7 +67,7 @@ class InfoErrorOutbox:
 
     def __init__(self, store: KeyValueStore, sensor_name: str, log: logging.Logger) -> None:
         self._store = store
-        self._index_key = f"bpsync/info_errors/{sensor_name}"
+        self._index_key = outbox_key(sensor_name)
         self._log = log
         stored = store.get_cursor_values({self._index_key}).get(self._index_key)
         index = json.loads(stored) if stored else {}
