@@ -31,16 +31,24 @@ class BrokerError(Exception):
     """The broker is unreachable, refused us, or the queue is missing."""
 
 
+class InfoErrorNotPublished(BrokerError):
+    """The broker did not confirm an info-error: it returned it (unroutable), refused it, or was lost."""
+
+
 @dataclass(frozen=True)
 class Delivery:
     body: bytes
     delivery_tag: int
     offset: int | None
     message_id: str | None
-    correlation_id: str | None
+    # pika hands over a correlation id that is not UTF-8 as bytes.
+    correlation_id: str | bytes | None
+    redelivered: bool = False
 
 
-def _delivery(method: pika.spec.Basic.Deliver, properties: pika.BasicProperties, body: bytes) -> Delivery:
+def _delivery(
+    method: pika.spec.Basic.Deliver | pika.spec.Basic.GetOk, properties: pika.BasicProperties, body: bytes
+) -> Delivery:
     headers = properties.headers or {}
     offset = headers.get("x-stream-offset")
     return Delivery(
@@ -49,6 +57,7 @@ def _delivery(method: pika.spec.Basic.Deliver, properties: pika.BasicProperties,
         offset=int(offset) if offset is not None else None,
         message_id=properties.message_id,
         correlation_id=properties.correlation_id,
+        redelivered=bool(method.redelivered),
     )
 
 
@@ -107,25 +116,26 @@ class BrokerSession:
         deliveries = self.read_stream("last", limit=1_000_000, idle_seconds=idle_seconds)
         return max((delivery.offset for delivery in deliveries if delivery.offset is not None), default=None)
 
-    def get_classic(self, limit: int) -> list[Delivery]:
-        """Up to `limit` messages, unacked: they return to the queue unless acked in this session."""
-        deliveries = []
-        while len(deliveries) < limit:
-            method, properties, body = self.channel.basic_get(self._settings.queue, auto_ack=False)
-            if method is None:
-                break
-            deliveries.append(_delivery(method, properties, body))
-        return deliveries
+    def get_classic(self) -> Delivery | None:
+        """The next message, unacked (it returns to the queue unless acked in this session), or None."""
+        method, properties, body = self.channel.basic_get(self._settings.queue, auto_ack=False)
+        return None if method is None else _delivery(method, properties, body)
 
     def ack(self, delivery: Delivery) -> None:
         self.channel.basic_ack(delivery.delivery_tag)
 
-    def publish_error(self, body: bytes, correlation_id: str | None) -> None:
-        """Publish to `broker.exchange` with routing key `error`; returns once the broker confirms."""
+    def publish_error(self, body: bytes, correlation_id: str | bytes | None) -> None:
+        """Publish to `broker.exchange` with routing key `error`, `mandatory`; returns once the broker
+        confirms it, else raises InfoErrorNotPublished (a returned, unroutable message included).
+
+        Each publish has a channel of its own: a refusal closes that channel only.
+        """
         assert self._connection is not None, "use BrokerSession as a context manager"
-        channel = self._connection.channel()
-        channel.confirm_delivery()
+        exchange = f"broker.exchange {self._settings.exchange!r}" if self._settings.exchange else "the default exchange"
+        channel: BlockingChannel | None = None
         try:
+            channel = self._connection.channel()
+            channel.confirm_delivery()
             channel.basic_publish(
                 exchange=self._settings.exchange,
                 routing_key=ERROR_ROUTING_KEY,
@@ -133,11 +143,27 @@ class BrokerSession:
                 properties=pika.BasicProperties(
                     content_type="application/json",
                     delivery_mode=pika.DeliveryMode.Persistent,
-                    correlation_id=correlation_id,
+                    correlation_id=correlation_id,  # type: ignore[arg-type]  # bytes are sent as they are
                 ),
+                mandatory=True,
             )
+        except pika.exceptions.UnroutableError:
+            raise InfoErrorNotPublished(
+                f"no queue is bound to routing key {ERROR_ROUTING_KEY!r} on {exchange}: the broker returned the info-error"
+            ) from None
+        except pika.exceptions.NackError:
+            raise InfoErrorNotPublished(f"the broker refused (nack) the info-error for {exchange}") from None
+        except pika.exceptions.ChannelClosedByBroker as error:
+            raise InfoErrorNotPublished(f"{exchange}: {error.reply_text}") from None
+        except (pika.exceptions.AMQPError, OSError) as error:
+            detail = f"{type(error).__name__} {error}".strip()
+            raise InfoErrorNotPublished(f"the connection to the broker failed while publishing: {detail}") from None
         finally:
-            channel.close()
+            if channel is not None and channel.is_open:
+                try:
+                    channel.close()
+                except (pika.exceptions.AMQPError, OSError):
+                    pass
 
 
 def _connect(settings: BrokerSettings) -> pika.BlockingConnection:

@@ -1,15 +1,21 @@
 """Dataset-mapping messages: what each one asks for, and the info-error message a bad one gets."""
 
 import hashlib
+import itertools
 import json
 from dataclasses import dataclass
 
 from jsonschema.exceptions import ValidationError
 from jsonschema.protocols import Validator
 
+from bpsync_dagster.dataset_ids import character_problem, id_problem, shown
+
 INFO_ERROR_TITLE = "Message validation failed in sync service"
 MAX_REASON_LENGTH = 1000
 MAX_VALUE_LENGTH = 200
+# Schema errors named in a reason: collecting every one of a large message could outlast the tick.
+MAX_SCHEMA_PROBLEMS = 5
+MAX_ID_PROBLEMS = 3
 
 
 @dataclass(frozen=True)
@@ -46,24 +52,57 @@ def decide(body: bytes, validator: Validator, center_prefix: str) -> Decision:
     except (ValueError, RecursionError) as error:
         return InvalidMessage(f"the message is not JSON: {error}"[:MAX_REASON_LENGTH])
     try:
-        problems = sorted(validator.iter_errors(message), key=lambda problem: list(problem.absolute_path))
+        found = list(itertools.islice(validator.iter_errors(message), MAX_SCHEMA_PROBLEMS + 1))
+        problems = sorted(found[:MAX_SCHEMA_PROBLEMS], key=lambda problem: list(problem.absolute_path))
         reason = "; ".join(_describe(problem) for problem in problems)
     except RecursionError:
         return InvalidMessage("the message is nested too deeply")
     if problems:
-        return InvalidMessage(reason[:MAX_REASON_LENGTH])
+        more = "; and more" if len(found) > MAX_SCHEMA_PROBLEMS else ""
+        return InvalidMessage(_cut(reason, more))
     dataset_id = message["dataset_id"]
     # JSON escapes can spell lone surrogates, which no database (nor Dagster's run tags) can store.
     not_utf8 = [text for text in (dataset_id, *message["accession_ids"]) if not _is_utf8(text)]
     if not_utf8:
-        shown = ", ".join(ascii(text)[:MAX_VALUE_LENGTH] for text in not_utf8)
-        return InvalidMessage(f"{shown}: not valid UTF-8 (a lone surrogate escape such as \\ud800)"[:MAX_REASON_LENGTH])
+        listed = ", ".join(ascii(text)[:MAX_VALUE_LENGTH] for text in not_utf8)
+        return InvalidMessage(
+            f"{listed}: not valid UTF-8 (a lone surrogate escape such as \\ud800)"[:MAX_REASON_LENGTH]
+        )
+    if reason := _id_problems(dataset_id, message["accession_ids"]):
+        return InvalidMessage(reason)
     if not dataset_id.startswith(center_prefix):
         return ForeignDataset(dataset_id)
     accession_ids = tuple(message["accession_ids"])
     if not accession_ids:
         return InvalidMessage(f"dataset {dataset_id}: accession_ids is empty; the remote would reject an empty dataset")
     return SyncDataset(dataset_id, accession_ids)
+
+
+def _id_problems(dataset_id: str, accession_ids: list[str]) -> str | None:
+    """The IDs no run can carry (`dataset_ids`), the first few named, or None."""
+    named = [
+        ("dataset_id", dataset_id),
+        *((f"accession_ids/{index}", value) for index, value in enumerate(accession_ids)),
+    ]
+    problems = [f"{name}: {shown(value)} {problem}" for name, value in named if (problem := id_problem(value))]
+    if not problems:
+        return None
+    more = f" ({len(problems)} IDs refused)" if len(problems) > MAX_ID_PROBLEMS else ""
+    return _cut("; ".join(problems[:MAX_ID_PROBLEMS]), more)
+
+
+def correlation_id_problem(correlation_id: str | bytes | None) -> str | None:
+    """Why a correlation id cannot be a run's tag (nor be logged as it is), or None."""
+    if isinstance(correlation_id, bytes):
+        return f"the correlation id {shown(correlation_id)} is not valid UTF-8"
+    if correlation_id and (problem := character_problem(correlation_id)):
+        return f"the correlation id {shown(correlation_id)} {problem}"
+    return None
+
+
+def _cut(reason: str, ending: str) -> str:
+    """`reason` then `ending`, cut so that both fit in MAX_REASON_LENGTH."""
+    return reason[: MAX_REASON_LENGTH - len(ending)] + ending
 
 
 def _describe(problem: ValidationError) -> str:

@@ -15,6 +15,7 @@ from bpsync_dagster.cli import runs
 from bpsync_dagster.cli.backfill_command import backfill, parse_since
 from bpsync_dagster.cli.check_command import check
 from bpsync_dagster.configuration import ConfigError, service_settings
+from bpsync_dagster.dataset_ids import InvalidId, check_id
 from bpsync_dagster.sda_database import DatabaseError
 from bpsync_dagster.sync_runs import NoRunQueue
 
@@ -44,6 +45,10 @@ def _run(arguments: argparse.Namespace) -> int:
         return check()
     if arguments.command == "backfill":
         return backfill(DagsterInstance.get(), arguments.since, arguments.dry_run)
+    if arguments.command == "sync":
+        check_id("dataset_id", arguments.dataset_id)
+        for accession_id in arguments.accession_ids:
+            check_id("accession ID", accession_id)
     load_node_keys(service_settings().crypt4gh)
     instance = DagsterInstance.get()
     # Keep one Postgres connection for the run's events instead of opening one per event.
@@ -60,7 +65,15 @@ def main(argv: list[str] | None = None) -> int:
     arguments = _parser().parse_args(argv)
     try:
         return _run(arguments)
-    except (ConfigError, KeyLoadError, runs.RunNotFound, runs.RunStillRunning, NoRunQueue, DatabaseError) as error:
+    except (
+        ConfigError,
+        KeyLoadError,
+        InvalidId,
+        runs.RunNotFound,
+        runs.RunStillRunning,
+        NoRunQueue,
+        DatabaseError,
+    ) as error:
         print(f"bpsync: {error}", file=sys.stderr)
         return 2
     except DagsterHomeNotSetError:

@@ -9,6 +9,7 @@ import dagster as dg
 from pydantic import Field
 
 from bpsync_dagster.c4gh import reencrypt_header
+from bpsync_dagster.dataset_ids import InvalidId, check_id
 from bpsync_dagster.inventory import DATASET_PARTITIONS, MATCHES_SDA_CHECK, SYNCED_DATASET
 from bpsync_dagster.jobs.failures import (
     COPY_RETRY,
@@ -75,6 +76,12 @@ def fetch_file_records(
 ) -> DatasetFiles:
     """Look up the files' records (one query); refuse the dataset before anything is copied if a
     record cannot be synced or the manifest could not be built from them."""
+    try:
+        check_id("dataset_id", config.dataset_id)
+        for index, accession_id in enumerate(config.accession_ids):
+            check_id(f"accession_ids/{index}", accession_id)
+    except InvalidId as error:
+        raise dg.Failure(description=str(error), allow_retries=False) from None
     if context.run.tags.get(DATASET_TAG) != config.dataset_id:
         context.instance.add_run_tags(context.run_id, {DATASET_TAG: config.dataset_id})
     with final_failures():

@@ -1,11 +1,8 @@
 """Sensors: dataset-mapping messages in, failed syncs out to the error stream, dead runs failed."""
 
 from bpsync_dagster.sensors.dead_runs import DEAD_RUN_SENSOR_NAME, dead_run_reaper
-from bpsync_dagster.sensors.mapping_sensor import (
-    MAPPING_SENSOR_NAME,
-    build_mapping_sensor,
-    failed_sync_reporter,
-)
+from bpsync_dagster.sensors.failed_sync_reporter import failed_sync_reporter
+from bpsync_dagster.sensors.mapping_sensor import MAPPING_SENSOR_NAME, build_mapping_sensor
 
 __all__ = [
     "DEAD_RUN_SENSOR_NAME",

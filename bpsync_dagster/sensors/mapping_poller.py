@@ -3,7 +3,8 @@ ones with info-errors, and turn the local ones into `sync_dataset` run requests.
 
 Nothing is lost. On a stream the cursor is the last handled offset and each tick resumes after it.
 On a classic queue a message is acked only once Dagster holds a run for its run key, so a crash at
-any moment leaves it in the queue, and the run key keeps it from launching a second run.
+any moment leaves it in the queue, and the run key keeps it from launching a second run. An
+info-error the broker does not take waits in the outbox (`info_errors`) while the sensor reads on.
 """
 
 import datetime
@@ -26,6 +27,7 @@ from bpsync_dagster.broker.messages import (
     InvalidMessage,
     SyncDataset,
     body_digest,
+    correlation_id_problem,
     decide,
     info_error_body,
 )
@@ -36,9 +38,13 @@ from bpsync_dagster.configuration.schemas import (
     schema_validator,
 )
 from bpsync_dagster.jobs import DATASET_TAG
+from bpsync_dagster.sensors.info_errors import InfoError, InfoErrorOutbox
 
 CORRELATION_TAG = "correlation_id"
 IDLE_SECONDS = 0.3
+# A classic queue hands back, first, the messages earlier ticks left unacked (waiting for their
+# runs); they do not count toward the batch, but at most this many batches are fetched per tick.
+CLASSIC_FETCH_BATCHES = 4
 
 
 @dataclass(frozen=True)
@@ -67,12 +73,14 @@ class SensorCursor:
 class TickReport:
     runs_requested: int = 0
     errors_published: int = 0
+    errors_waiting: int = 0
     foreign_skipped: int = 0
     acked_with_run: int = 0
 
     def __str__(self) -> str:
+        waiting = f" ({self.errors_waiting} wait for the broker)" if self.errors_waiting else ""
         return (
-            f"{self.runs_requested} runs requested, {self.errors_published} info-errors published, "
+            f"{self.runs_requested} runs requested, {self.errors_published} info-errors published{waiting}, "
             f"{self.foreign_skipped} foreign datasets skipped, {self.acked_with_run} messages acked with their run"
         )
 
@@ -85,7 +93,8 @@ class TickResult:
 
 
 class MappingPoller:
-    """Reads `broker.queue` for one tick, in a session of `open_session`; `run_exists(run_key)` asks Dagster's storage."""
+    """Reads `broker.queue` for one tick, in a session of `open_session`; `run_exists(run_key)` asks
+    Dagster's storage; info-errors go through `outbox`."""
 
     def __init__(
         self,
@@ -93,12 +102,14 @@ class MappingPoller:
         open_session: Callable[[], BrokerSession],
         run_exists: Callable[[str], bool],
         log: logging.Logger,
+        outbox: InfoErrorOutbox,
     ) -> None:
         self._settings = settings
         self._open_session = open_session
         self._queue = settings.broker.queue
         self._run_exists = run_exists
         self._log = log
+        self._outbox = outbox
         self._validator = schema_validator(load_schema(mapping_schema_file(settings.schema)))
         self._report = TickReport()
 
@@ -106,10 +117,12 @@ class MappingPoller:
         cursor = self._cursor_for_this_queue(cursor_text)
         kind = cursor.kind if cursor is not None else self._queue_kind()
         with self._open_session() as session:
+            self._report.errors_published += self._outbox.retry(session)
             if kind is QueueKind.STREAM:
                 requests, cursor = self._poll_stream(session, cursor)
             else:
                 requests, cursor = self._poll_classic(session), SensorCursor(self._queue, kind)
+        self._report.errors_waiting = self._outbox.waiting
         return TickResult(requests, cursor, self._report)
 
     def _cursor_for_this_queue(self, cursor_text: str | None) -> SensorCursor | None:
@@ -133,12 +146,19 @@ class MappingPoller:
         return kind
 
     def _local_dataset(self, session: BrokerSession, delivery: Delivery, run_key: str) -> SyncDataset | None:
-        """The dataset to sync, or None once a foreign or invalid message is dealt with."""
+        """The dataset to sync, or None once a foreign or invalid message is dealt with: an invalid
+        one's info-error is published, or waits in the outbox when the broker does not take it."""
         decision = decide(delivery.body, self._validator, self._settings.center_prefix)
+        if (problem := correlation_id_problem(delivery.correlation_id)) is not None:
+            reasons = [decision.reason] if isinstance(decision, InvalidMessage) else []
+            decision = InvalidMessage("; ".join([problem, *reasons]))
         if isinstance(decision, InvalidMessage):
-            session.publish_error(info_error_body(decision.reason, delivery.body), delivery.correlation_id)
-            self._report.errors_published += 1
-            self._log.warning(f"message {run_key}: {decision.reason}; info-error published")
+            error = InfoError(run_key, info_error_body(decision.reason, delivery.body), delivery.correlation_id)
+            if self._outbox.send(session, error):
+                self._report.errors_published += 1
+                self._log.warning(f"message {run_key}: {decision.reason}; info-error published")
+            else:
+                self._log.warning(f"message {run_key}: {decision.reason}; its info-error waits for the broker")
             return None
         if isinstance(decision, ForeignDataset):
             self._report.foreign_skipped += 1
@@ -147,8 +167,9 @@ class MappingPoller:
         return decision
 
     def _run_request(self, dataset: SyncDataset, run_key: str, delivery: Delivery) -> dg.RunRequest:
+        """The run of a dataset whose IDs and correlation id `_local_dataset` found fit for tags."""
         tags = {DATASET_TAG: dataset.dataset_id}
-        if delivery.correlation_id:
+        if isinstance(delivery.correlation_id, str) and delivery.correlation_id:
             tags[CORRELATION_TAG] = delivery.correlation_id
         self._report.runs_requested += 1
         return dg.RunRequest(
@@ -223,20 +244,35 @@ class MappingPoller:
         return SensorCursor(self._queue, QueueKind.STREAM, -1, cursor.generation + 1)
 
     def _poll_classic(self, session: BrokerSession) -> list[dg.RunRequest]:
-        """Unacked until a later tick finds the run; a duplicate in the same tick waits for that tick too."""
+        """Unacked until a later tick finds the run; a duplicate in the same tick waits for that tick too.
+
+        Only new work counts toward the batch: a message whose run exists is acked, and one an
+        earlier tick already requested a run for (redelivered, its run not created yet) is requested
+        again (the run key keeps it to one run); neither counts.
+        """
+        batch_size = self._settings.sensor.batch_size
         requests: list[dg.RunRequest] = []
         requested: set[str] = set()
-        for delivery in session.get_classic(self._settings.sensor.batch_size):
+        new_work = fetched = 0
+        while new_work < batch_size and fetched < batch_size * CLASSIC_FETCH_BATCHES:
+            delivery = session.get_classic()
+            if delivery is None:
+                break
+            fetched += 1
             identity = delivery.message_id or body_digest(f"{delivery.correlation_id}\n".encode() + delivery.body)
             run_key = f"{self._queue}:{identity}"
-            dataset = self._local_dataset(session, delivery, run_key)
-            if dataset is not None and run_key in requested:
+            if run_key in requested:
                 continue
-            if dataset is not None and not self._run_exists(run_key):
-                requests.append(self._run_request(dataset, run_key, delivery))
-                requested.add(run_key)
-                continue
-            if dataset is not None:
+            if self._run_exists(run_key):
                 self._report.acked_with_run += 1
-            session.ack(delivery)
+                session.ack(delivery)
+                continue
+            if not delivery.redelivered:
+                new_work += 1
+            dataset = self._local_dataset(session, delivery, run_key)
+            if dataset is None:
+                session.ack(delivery)
+                continue
+            requests.append(self._run_request(dataset, run_key, delivery))
+            requested.add(run_key)
         return requests

@@ -2,6 +2,7 @@
 and no body, however malformed, large or deep, makes it raise."""
 
 import json
+import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -14,6 +15,7 @@ from bpsync_dagster.broker.messages import (
     ForeignDataset,
     InvalidMessage,
     SyncDataset,
+    correlation_id_problem,
     decide,
     info_error_body,
 )
@@ -258,3 +260,91 @@ def test_a_decision_to_sync_is_a_message_the_schema_accepts(mapping_value: dict[
         assert mapping_value["type"] == "mapping"
         assert decision.dataset_id == mapping_value["dataset_id"]
         assert list(decision.accession_ids) == mapping_value["accession_ids"]
+
+
+# Poison messages: valid by the schema, but carrying what no run can carry.
+
+
+def test_a_nul_in_the_dataset_id_is_refused_and_shown_escaped() -> None:
+    reason = invalid_reason(mapping(dataset_id="SYNC-001\x00x"))
+
+    assert reason == "dataset_id: 'SYNC-001\\x00x' holds '\\x00', which is not a printable character"
+
+
+def test_a_nul_in_an_accession_id_is_refused_and_named() -> None:
+    reason = invalid_reason(mapping(accession_ids=["SYNC-123-00003", "SYNC-123-\x0000004"]))
+
+    assert reason == "accession_ids/1: 'SYNC-123-\\x0000004' holds '\\x00', which is not a printable character"
+
+
+@pytest.mark.parametrize("character", ["\x7f", "\x1b", "\u200b", "\u2066", "\ue000", "\U000e0001"])
+def test_control_format_and_private_characters_are_refused(character: str) -> None:
+    assert "which is not a printable character" in invalid_reason(mapping(dataset_id=f"SYNC-1{character}"))
+
+
+def test_a_10000_character_dataset_id_is_refused_with_a_short_reason() -> None:
+    dataset_id = "SYNC-" + "7" * 9995
+    message = mapping(dataset_id=dataset_id)
+
+    reason = invalid_reason(message)
+
+    assert reason.startswith("dataset_id: 'SYNC-777")
+    assert reason.endswith("... (10000 characters) is longer than 256 characters")
+    assert len(reason) < 200
+    assert len(info_error_body(reason, message)) < len(message) + 400
+
+
+def test_ids_of_256_characters_are_accepted_and_of_257_refused() -> None:
+    longest = "SYNC-" + "x" * 251
+    accepted = decide(mapping(dataset_id=longest, accession_ids=["F" * 256]), ISOLATED, PREFIX)
+    assert accepted == SyncDataset(longest, ("F" * 256,))
+
+    assert "longer than 256 characters" in invalid_reason(mapping(dataset_id=longest + "x"))
+    assert invalid_reason(mapping(accession_ids=["F" * 257])).startswith("accession_ids/0: 'FFF")
+
+
+def test_ids_in_any_script_are_accepted() -> None:
+    accession_ids = ("SYNC-Å-ß-λ-中文-🙂", "doi:10.1000/182", "urn:sda:file#1")
+
+    assert decide(mapping(accession_ids=list(accession_ids)), ISOLATED, PREFIX) == SyncDataset(DATASET, accession_ids)
+
+
+def test_a_foreign_dataset_id_no_run_could_carry_is_refused_too() -> None:
+    assert "not a printable character" in invalid_reason(mapping(dataset_id="OTHER-1\x00"))
+
+
+def test_many_bad_accession_ids_name_the_first_and_count_them() -> None:
+    reason = invalid_reason(mapping(accession_ids=[f"SYNC-F{number}\x01" for number in range(500)]))
+
+    assert reason.startswith("accession_ids/0: 'SYNC-F0\\x01' holds '\\x01'")
+    assert reason.endswith("(500 IDs refused)")
+
+
+def test_a_16_mib_message_with_millions_of_schema_errors_is_decided_in_seconds() -> None:
+    message = body({"type": "mapping", "dataset_id": "SYNC-1", "accession_ids": [1] * (8 * MIB)})
+    assert len(message) >= 16 * MIB
+
+    started = time.monotonic()
+    reason = invalid_reason(message)
+    elapsed = time.monotonic() - started
+
+    assert elapsed < 10, f"deciding took {elapsed:.1f} s"
+    assert reason.startswith("accession_ids/0: 1 is not of type 'string'; accession_ids/1: 1 is not")
+    assert reason.endswith("; and more")
+
+
+@pytest.mark.parametrize(
+    ("correlation_id", "expected"),
+    [
+        (b"\xff\xfe-corr", "the correlation id b'\\xff\\xfe-corr' is not valid UTF-8"),
+        ("corr\x00id", "the correlation id 'corr\\x00id' holds '\\x00', which is not a printable character"),
+        ("corr\nid", "the correlation id 'corr\\nid' holds '\\n', which is not a printable character"),
+    ],
+)
+def test_a_correlation_id_no_run_tag_can_carry_is_named(correlation_id: str | bytes, expected: str) -> None:
+    assert correlation_id_problem(correlation_id) == expected
+
+
+@pytest.mark.parametrize("correlation_id", [None, "", "6b4e3f0a-1c2d-4e5f-8a9b-0c1d2e3f4a5b", "corr id with spaces"])
+def test_usual_correlation_ids_are_accepted(correlation_id: str | None) -> None:
+    assert correlation_id_problem(correlation_id) is None

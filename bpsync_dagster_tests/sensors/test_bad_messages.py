@@ -5,13 +5,10 @@ instance; ticks evaluated in the test process as the daemon would)."""
 import json
 
 import jsonschema
-from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
 
-from bpsync_dagster.jobs import sync_dataset
-from bpsync_dagster.sensors import MAPPING_SENSOR_NAME
 from bpsync_dagster_tests.support.environment import PROJECT_ROOT, Node
 from bpsync_dagster_tests.support.rabbitmq import topology
-from bpsync_dagster_tests.support.sensor_ticks import configure_sensor, evaluate_tick, mapping
+from bpsync_dagster_tests.support.sensor_ticks import configure_sensor, evaluate_tick, mapping, store_runs
 
 INFO_ERROR_SCHEMA = json.loads((PROJECT_ROOT / "schemas" / "federated" / "info-error.json").read_text())
 MIB = 1024 * 1024
@@ -86,10 +83,5 @@ def test_an_id_with_a_lone_surrogate_gets_an_info_error_not_a_run(sensor_node: N
 
         result = evaluate_tick(instance, None)
 
-        for made in result.run_requests:
-            instance.create_run_for_job(
-                sync_dataset,
-                run_config=made.run_config,
-                tags={**made.tags, RUN_KEY_TAG: made.run_key, SENSOR_NAME_TAG: MAPPING_SENSOR_NAME},
-            )
+        store_runs(instance, result)
         assert [properties.correlation_id for _, properties in names.error_messages()] == ["surrogate"]

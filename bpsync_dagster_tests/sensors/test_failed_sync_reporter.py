@@ -1,27 +1,33 @@
 """What a failed run reports: an info-error and a failed check for a sync that failed, nothing for a
-run whose process died after its manifest was delivered (the dataset is synced)."""
+run whose process died after its manifest was delivered (the dataset is synced), and a failure that
+happens while the broker is down is reported once it is back, exactly once."""
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import dagster as dg
+import pytest
+from dagster._core.definitions.run_status_sensor_definition import RunStatusSensorCursor
+from dagster._core.scheduler.instigation import TickStatus
 
 from bpsync_dagster.resources import BrokerResource
 from bpsync_dagster.sensors import failed_sync_reporter
 from bpsync_dagster_tests.support.asset_checks import latest_check_evaluation
+from bpsync_dagster_tests.support.daemon import Daemon, wait_until
 from bpsync_dagster_tests.support.environment import Node
-from bpsync_dagster_tests.support.rabbitmq import topology
+from bpsync_dagster_tests.support.private_rabbitmq import PrivateRabbitMQ
+from bpsync_dagster_tests.support.rabbitmq import Topology, topology
+from bpsync_dagster_tests.support.sensor_state import sensor_cursor, sensor_state
 from bpsync_dagster_tests.support.sensor_ticks import configure_sensor
 
 
-def report(instance: dg.DagsterInstance, run_id: str) -> None:
-    run = instance.get_run_by_id(run_id)
-    (failure,) = instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
-    context = dg.build_run_status_sensor_context(
-        sensor_name=failed_sync_reporter.name,
-        dagster_instance=instance,
-        dagster_run=run,
-        dagster_event=failure.dagster_event,
-        resources={"broker": BrokerResource()},
-    ).for_run_failure()
-    failed_sync_reporter(context)
+def report(instance: dg.DagsterInstance, run_id: str) -> dg.SensorResult:
+    """A tick of the reporter whose cursor stands just before the run's failure."""
+    (failure,) = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.RUN_FAILURE).records
+    cursor = RunStatusSensorCursor(record_id=failure.storage_id - 1).to_json()
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"broker": BrokerResource()})
+    return failed_sync_reporter(context)
 
 
 def test_a_failed_sync_gets_an_info_error_and_a_failed_check(sensor_node: Node, monkeypatch) -> None:
@@ -56,3 +62,49 @@ def test_a_run_that_died_after_delivering_its_manifest_reports_nothing(sensor_no
         assert names.error_messages() == []
     check = latest_check_evaluation(instance, dataset_id)
     assert check is not None and check.passed
+
+
+@pytest.fixture(scope="module")
+def private_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRabbitMQ]:
+    with PrivateRabbitMQ(tmp_path_factory.mktemp("private-rabbitmq")) as broker:
+        yield broker
+
+
+def _reporter_ticked_since(instance: dg.DagsterInstance, since: float) -> bool:
+    state = sensor_state(instance, failed_sync_reporter.name)
+    ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=10) if state else []
+    return any(tick.timestamp > since and tick.status != TickStatus.STARTED for tick in ticks)
+
+
+def test_a_sync_that_fails_while_the_broker_is_down_is_reported_once_it_is_back(
+    private_broker: PrivateRabbitMQ, make_isolated_node, tmp_path: Path
+) -> None:
+    node: Node = make_isolated_node()
+    names = Topology(
+        f"{node.prefix}-sda",
+        f"{node.prefix}-mapping_stream",
+        f"{node.prefix}-errors",
+        private_broker.connection_parameters(),
+    )
+    names.declare("stream")
+    node.extra_env = {
+        "BROKER_QUEUE": names.mapping_queue,
+        "BROKER_EXCHANGE": names.exchange,
+        "BROKER_PORT": str(private_broker.port),
+    }
+    instance = node.instance()
+    with Daemon(node.environment(), tmp_path / "daemon.log"):
+        wait_until(lambda: sensor_cursor(instance, failed_sync_reporter.name), 90, "the reporter's first tick")
+        private_broker.stop()
+        failed = node.sync_with_a_missing_body("broker-down")
+        assert failed.result.returncode == 1
+        failed_at = time.time()
+        wait_until(lambda: _reporter_ticked_since(instance, failed_at), 60, "a reporter tick while the broker is down")
+
+        private_broker.start(queues=[names.mapping_queue, names.error_queue])
+        wait_until(names.error_count, 60, "the info-error once the broker is back")
+        time.sleep(12)  # two more reporter ticks: nothing is reported twice
+
+    ((body, _),) = names.error_messages()
+    assert body["error"] == "Dataset sync failed in sync service"
+    assert failed.dataset_id in body["reason"] and failed.run_id in body["reason"]

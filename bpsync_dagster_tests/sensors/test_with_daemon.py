@@ -7,34 +7,12 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from dagster._core.scheduler.instigation import InstigatorType
-from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
+from dagster._core.storage.tags import RUN_KEY_TAG
 
-from bpsync_dagster.sensors import MAPPING_SENSOR_NAME
 from bpsync_dagster_tests.support.daemon import Daemon, wait_until
 from bpsync_dagster_tests.support.environment import Node
 from bpsync_dagster_tests.support.rabbitmq import Topology, topology
-
-
-def _sensor_state(instance: dg.DagsterInstance):
-    states = instance.all_instigator_state(instigator_type=InstigatorType.SENSOR)
-    return next((state for state in states if state.name == MAPPING_SENSOR_NAME), None)
-
-
-def _cursor_on(instance: dg.DagsterInstance, queue: str) -> dict | None:
-    state = _sensor_state(instance)
-    cursor = state.instigator_data.cursor if state and state.instigator_data else None
-    data = json.loads(cursor) if cursor else None
-    return data if data and data.get("queue") == queue else None
-
-
-def _runs_of(instance: dg.DagsterInstance, queue: str) -> list[dg.DagsterRun]:
-    runs = instance.get_runs(dg.RunsFilter(tags={SENSOR_NAME_TAG: MAPPING_SENSOR_NAME}))
-    return [run for run in runs if run.tags.get(RUN_KEY_TAG, "").startswith(f"{queue}:")]
-
-
-def _received_datasets(node: Node) -> set[str]:
-    return {body["dataset_id"] for body in node.remote.received}
+from bpsync_dagster_tests.support.sensor_state import cursor_on, received_datasets, runs_of, sensor_state
 
 
 def _mapping(dataset_id: str, accession_ids: list[str]) -> dict:
@@ -55,10 +33,10 @@ def test_a_published_mapping_is_synced_even_when_published_while_the_daemon_is_d
         daemon = Daemon(node.environment(), tmp_path / "daemon.log")
         daemon.start()
         try:
-            wait_until(lambda: _cursor_on(instance, names.mapping_queue), 90, "the sensor's first tick")
+            wait_until(lambda: cursor_on(instance, names.mapping_queue), 90, "the sensor's first tick")
             names.publish(_mapping(node.dataset_id("live"), [synced_live[0].accession_id]), correlation_id="corr-live")
-            wait_until(lambda: node.dataset_id("live") in _received_datasets(node), 120, "the live dataset's manifest")
-            wait_until(lambda: all(run.is_finished for run in _runs_of(instance, names.mapping_queue)), 30, "its run")
+            wait_until(lambda: node.dataset_id("live") in received_datasets(node), 120, "the live dataset's manifest")
+            wait_until(lambda: all(run.is_finished for run in runs_of(instance, names.mapping_queue)), 30, "its run")
 
             daemon.stop()
             names.publish(
@@ -66,7 +44,7 @@ def test_a_published_mapping_is_synced_even_when_published_while_the_daemon_is_d
             )
             daemon.start()
             wait_until(
-                lambda: node.dataset_id("later") in _received_datasets(node), 120, "the dataset published while down"
+                lambda: node.dataset_id("later") in received_datasets(node), 120, "the dataset published while down"
             )
 
             names.publish(
@@ -74,13 +52,13 @@ def test_a_published_mapping_is_synced_even_when_published_while_the_daemon_is_d
             )
             errors = wait_until(names.error_messages, 120, "the failed sync's info-error")
             wait_until(
-                lambda: all(run.is_finished for run in _runs_of(instance, names.mapping_queue)), 30, "runs to finish"
+                lambda: all(run.is_finished for run in runs_of(instance, names.mapping_queue)), 30, "runs to finish"
             )
             errors += names.error_messages()
         finally:
             daemon.kill()
 
-        runs = _runs_of(instance, names.mapping_queue)
+        runs = runs_of(instance, names.mapping_queue)
         assert Counter(run.status for run in runs) == {dg.DagsterRunStatus.SUCCESS: 2, dg.DagsterRunStatus.FAILURE: 1}
         assert {run.tags["correlation_id"] for run in runs} == {"corr-live", "corr-later", "corr-failing"}
         for item in (*synced_live, *synced_later):
@@ -113,17 +91,17 @@ def test_every_message_ends_in_exactly_one_run_across_a_daemon_crash(
         daemon = Daemon(node.environment(), tmp_path / "daemon.log")
         daemon.start()
         try:
-            wait_until(lambda: len(_runs_of(instance, names.mapping_queue)) >= kill_after, 180, "the first runs")
+            wait_until(lambda: len(runs_of(instance, names.mapping_queue)) >= kill_after, 180, "the first runs")
             daemon.kill()
             daemon.start()
-            wait_until(lambda: len(_runs_of(instance, names.mapping_queue)) >= messages, 300, "a run for every message")
+            wait_until(lambda: len(runs_of(instance, names.mapping_queue)) >= messages, 300, "a run for every message")
             if kind == "classic":
                 wait_until(lambda: names.ready_count() == 0, 60, "every classic message to be acked")
             wait_until(lambda: _cursor_settled(instance, names, kind, messages), 60, "the sensor to settle")
         finally:
             daemon.kill()
 
-        runs = _runs_of(instance, names.mapping_queue)
+        runs = runs_of(instance, names.mapping_queue)
         per_key = Counter(run.tags[RUN_KEY_TAG] for run in runs)
         assert len(per_key) == messages and set(per_key.values()) == {1}
         assert len({run.tags["dataset_id"] for run in runs}) == messages
@@ -131,12 +109,12 @@ def test_every_message_ends_in_exactly_one_run_across_a_daemon_crash(
             float(seconds) for seconds in re.findall(r"mapping sensor: .*; evaluated in ([0-9.]+) s", daemon.log())
         ]
         assert evaluations and max(evaluations) < 10, f"evaluations took up to {max(evaluations)} s"
-        state = _sensor_state(instance)
+        state = sensor_state(instance)
         ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=200)
         longest = max(tick.end_timestamp - tick.timestamp for tick in ticks if tick.end_timestamp)
         assert longest < 60, f"a tick, with the creation of its runs, took {longest:.1f} s"
 
 
 def _cursor_settled(instance: dg.DagsterInstance, names: Topology, kind: str, messages: int) -> bool:
-    cursor = _cursor_on(instance, names.mapping_queue)
+    cursor = cursor_on(instance, names.mapping_queue)
     return cursor is not None and (kind == "classic" or cursor["offset"] == messages - 1)

@@ -63,8 +63,10 @@ class Topology:
             channel.queue_delete(self.error_queue)
             channel.exchange_delete(self.exchange)
 
-    def publish(self, body: bytes | dict, correlation_id: str | None = None, message_id: str | None = None) -> str:
-        """Publish a persistent mapping message, routed and confirmed; its correlation id."""
+    def publish(
+        self, body: bytes | dict, correlation_id: str | bytes | None = None, message_id: str | None = None
+    ) -> str | bytes:
+        """Publish a persistent mapping message, routed and confirmed; its correlation id (bytes are sent as they are)."""
         payload = json.dumps(body).encode() if isinstance(body, dict) else body
         correlation_id = correlation_id or str(uuid.uuid4())
         with self.channel() as channel:

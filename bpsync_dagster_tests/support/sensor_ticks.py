@@ -2,9 +2,11 @@
 
 import dagster as dg
 import pytest
+from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
 
+from bpsync_dagster.jobs import sync_dataset
 from bpsync_dagster.resources import BrokerResource
-from bpsync_dagster.sensors import build_mapping_sensor
+from bpsync_dagster.sensors import MAPPING_SENSOR_NAME, build_mapping_sensor
 from bpsync_dagster_tests.support.environment import Node
 from bpsync_dagster_tests.support.rabbitmq import Topology
 
@@ -18,6 +20,19 @@ def configure_sensor(node: Node, monkeypatch: pytest.MonkeyPatch, names: Topolog
 def evaluate_tick(instance: dg.DagsterInstance, cursor: str | None) -> dg.SensorResult:
     sensor = build_mapping_sensor(1)
     return sensor(dg.build_sensor_context(instance=instance, cursor=cursor, resources={"broker": BrokerResource()}))
+
+
+def store_runs(instance: dg.DagsterInstance, result: dg.SensorResult) -> list[dg.DagsterRun]:
+    """Create the runs a tick requested, as the daemon does (tagged with the run key and the sensor),
+    except those whose run key Dagster already holds; none is launched."""
+    runs = []
+    for request in result.run_requests or []:
+        tags = {RUN_KEY_TAG: request.run_key, SENSOR_NAME_TAG: MAPPING_SENSOR_NAME}
+        if not instance.get_run_ids(dg.RunsFilter(tags=tags), limit=1):
+            runs.append(
+                instance.create_run_for_job(sync_dataset, run_config=request.run_config, tags={**request.tags, **tags})
+            )
+    return runs
 
 
 def mapping(dataset_id: str, *accession_ids: str) -> dict:

@@ -1,0 +1,158 @@
+"""The sensor that reports failed `sync_dataset` runs to the SDA error stream, each exactly once.
+
+Its cursor is the last run failure event it is done with. A failure whose info-error the broker does
+not take (down, unroutable) stops the tick there: the cursor stays before it and the next tick tries
+again. A published one is marked on its run (`bpsync/info_error_published`), so that a tick that
+ends before storing its cursor does not publish it twice.
+"""
+
+import contextlib
+import json
+from dataclasses import dataclass
+
+import dagster as dg
+from dagster._core.definitions.run_status_sensor_definition import RunStatusSensorCursor
+from dagster._core.event_api import EventLogRecord, RunStatusChangeRecordsFilter
+from dagster._core.storage.tags import WILL_RETRY_TAG
+
+from bpsync_dagster.broker.client import BrokerError, BrokerSession
+from bpsync_dagster.broker.messages import MAX_REASON_LENGTH, info_error_body
+from bpsync_dagster.inventory import DATASET_PARTITIONS, failed_sync_evaluation
+from bpsync_dagster.jobs import DATASET_TAG, sync_dataset
+from bpsync_dagster.jobs.failures import failure_reason, innermost_message
+from bpsync_dagster.jobs.sync_dataset import post_manifest
+from bpsync_dagster.resources import BrokerResource
+from bpsync_dagster.sensors.mapping_poller import CORRELATION_TAG
+
+FAILED_SYNC_REPORTER_NAME = "failed_sync_reporter"
+FAILED_SYNC_ERROR = "Dataset sync failed in sync service"
+FAILURES_PER_TICK = 50
+# Its value is the run's own ID: a re-execution that copies its parent's tags does not match it.
+REPORTED_TAG = "bpsync/info_error_published"
+
+
+@dataclass(frozen=True)
+class FailureReport:
+    """The info-error of one failed sync, and what its failed check records."""
+
+    run: dg.DagsterRun
+    dataset_id: str
+    cause: str
+    body: bytes
+    correlation_id: str | None
+
+
+def _manifest_delivered(instance: dg.DagsterInstance, run_id: str) -> bool:
+    successes = instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_SUCCESS)
+    return any(entry.step_key == post_manifest.name for entry in successes)
+
+
+def _original_message(run: dg.DagsterRun) -> bytes:
+    config = run.run_config.get("ops", {}).get("fetch_file_records", {}).get("config", {})
+    message = {
+        "type": "mapping",
+        "dataset_id": config.get("dataset_id"),
+        "accession_ids": config.get("accession_ids", []),
+    }
+    return json.dumps(message).encode()
+
+
+def _failure_cause(instance: dg.DagsterInstance, run_id: str, failure_message: str | None) -> str:
+    """The first failed step's error; else the error that failed the run outside its steps (its launch)."""
+    step_failures = instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
+    if step_failures and step_failures[0].dagster_event is not None:
+        return failure_reason(step_failures[0].dagster_event)
+    for entry in reversed(instance.all_logs(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)):
+        event = entry.dagster_event
+        if event is not None and event.engine_event_data is not None and event.engine_event_data.error is not None:
+            return f"{event.message}: {innermost_message(event.engine_event_data.error)}"
+    return failure_message or "see the run in Dagster"
+
+
+def _failure_report(
+    instance: dg.DagsterInstance, record: EventLogRecord, log: dg.DagsterLogManager
+) -> FailureReport | None:
+    """What to report of a run failure, or None: not a `sync_dataset` run, reported already, to be
+    retried, or synced after all."""
+    run = instance.get_run_by_id(record.event_log_entry.run_id)
+    if run is None or run.job_name != sync_dataset.name or run.tags.get(REPORTED_TAG) == run.run_id:
+        return None
+    dataset_id = run.tags.get(DATASET_TAG, "unknown dataset")
+    if run.tags.get(WILL_RETRY_TAG) == "true":
+        log.info(f"run {run.run_id} of {dataset_id} failed and will be retried: no info-error yet")
+        return None
+    if _manifest_delivered(instance, run.run_id):
+        # The process died after the remote accepted the manifest: the dataset is synced.
+        log.info(f"run {run.run_id} of {dataset_id} failed after its manifest was delivered: no info-error")
+        return None
+    event = record.event_log_entry.dagster_event
+    cause = _failure_cause(instance, run.run_id, event.message if event else None)
+    reason = f"dataset {dataset_id}: run {run.run_id} failed: {cause}".replace("\n", " ")[:MAX_REASON_LENGTH]
+    body = info_error_body(reason, _original_message(run), error=FAILED_SYNC_ERROR)
+    return FailureReport(run, dataset_id, cause, body, run.tags.get(CORRELATION_TAG))
+
+
+def _mark_reported(instance: dg.DagsterInstance, report: FailureReport) -> None:
+    """Record the dataset's failed check, and mark the run so that its info-error is not published again."""
+    run = report.run
+    if DATASET_TAG in run.tags:
+        instance.add_dynamic_partitions(DATASET_PARTITIONS.name, [report.dataset_id])
+        instance.report_runless_asset_event(failed_sync_evaluation(report.dataset_id, run.run_id, report.cause))
+    instance.add_run_tags(run.run_id, {REPORTED_TAG: run.run_id})
+
+
+def _reporter_cursor(storage_id: int) -> str:
+    return RunStatusSensorCursor(record_id=storage_id).to_json()
+
+
+@dg.sensor(
+    name=FAILED_SYNC_REPORTER_NAME,
+    minimum_interval_seconds=5,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "For every sync_dataset run that failed for good: publishes an info-error message to the error "
+        "routing key and records a failed matches_sda_database check of the dataset's synced_dataset partition. "
+        "A failure the broker does not take is tried again on the next tick: the cursor stays before it."
+    ),
+)
+def failed_sync_reporter(context: dg.SensorEvaluationContext, broker: BrokerResource) -> dg.SensorResult:
+    instance = context.instance
+    if context.cursor is None or not RunStatusSensorCursor.is_valid(context.cursor):
+        latest = instance.fetch_run_status_changes(dg.DagsterEventType.RUN_FAILURE, limit=1).records
+        after = latest[0].storage_id if latest else -1
+        return dg.SensorResult(
+            skip_reason=dg.SkipReason(f"first tick: failures after event {after} are reported"),
+            cursor=_reporter_cursor(after),
+        )
+    after = RunStatusSensorCursor.from_json(context.cursor).record_id
+    records = instance.fetch_run_status_changes(
+        RunStatusChangeRecordsFilter(dg.DagsterEventType.RUN_FAILURE, after_storage_id=after),
+        limit=FAILURES_PER_TICK,
+        ascending=True,
+    ).records
+    published = 0
+    refusal = None
+    with contextlib.ExitStack() as stack:
+        session: BrokerSession | None = None
+        for record in records:
+            report = _failure_report(instance, record, context.log)
+            if report is not None:
+                try:
+                    session = session or stack.enter_context(broker.session())
+                    session.publish_error(report.body, report.correlation_id)
+                except BrokerError as error:
+                    refusal = (
+                        f"the info-error of run {report.run.run_id} ({report.dataset_id}) is not published: {error}"
+                    )
+                    context.log.error(f"{refusal}; the next tick tries again")
+                    break
+                _mark_reported(instance, report)
+                published += 1
+                context.log.info(
+                    f"info-error published for the failed sync of {report.dataset_id} (run {report.run.run_id})"
+                )
+            after = record.storage_id
+    summary = f"{len(records)} failures read, {published} info-errors published"
+    return dg.SensorResult(
+        skip_reason=dg.SkipReason(f"{summary}; {refusal}" if refusal else summary), cursor=_reporter_cursor(after)
+    )
