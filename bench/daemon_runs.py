@@ -190,11 +190,13 @@ class RunTimes:
     posted: float
 
     def phases(self) -> dict[str, float]:
+        # A tick that began before the publish and read the message while it waited has no wait.
+        read_from = max(self.tick_started, self.published)
         return {
             "publish → POST received (whole)": self.posted - self.published,
             "publish → run created (waiting for the sensor tick)": self.created - self.published,
-            "  of which publish → tick start": self.tick_started - self.published,
-            "  of which tick start → run created": self.created - self.tick_started,
+            "  of which publish → tick start": read_from - self.published,
+            "  of which tick start → run created": self.created - read_from,
             "run created → RUN_START (queue + launch)": self.started - self.created,
             "  of which created → RUN_STARTING (queue)": self.starting - self.created,
             "  of which RUN_STARTING → RUN_START (run process start-up)": self.started - self.starting,
