@@ -15,6 +15,7 @@ from bpsync_dagster.jobs import DATASET_TAG, sync_dataset
 from bpsync_dagster.jobs.failures import failure_reason
 from bpsync_dagster.jobs.sync_dataset import post_manifest
 from bpsync_dagster.resources import BrokerResource
+from bpsync_dagster.sensors.earlier_runs import synced_earlier
 from bpsync_dagster.sensors.mapping_poller import CORRELATION_TAG, MappingPoller
 
 MAPPING_SENSOR_NAME = "dataset_mapping_sensor"
@@ -37,8 +38,10 @@ def build_mapping_sensor(interval_seconds: int) -> dg.SensorDefinition:
     def dataset_mapping_sensor(context: dg.SensorEvaluationContext, broker: BrokerResource) -> dg.SensorResult:
         started = time.monotonic()
         try:
+            settings = service_settings()
             run_exists = functools.partial(_run_exists, context.instance)
-            poller = MappingPoller(service_settings(), broker.session, run_exists, context.log)
+            earlier = functools.partial(synced_earlier, context.instance, settings.broker.queue)
+            poller = MappingPoller(settings, broker.session, run_exists, context.log, earlier)
             tick = poller.poll(context.cursor)
         except Exception as error:
             # A tick never fails: the cursor stays where it was and the next tick tries again.
