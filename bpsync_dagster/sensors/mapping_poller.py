@@ -241,9 +241,10 @@ class MappingPoller:
         if anchor is not None:
             cursor = replace(cursor, fingerprint=anchor.fingerprint)
         fresh = [delivery for delivery in deliveries if delivery.offset is not None and delivery.offset > cursor.offset]
+        if not fresh and anchored and anchor is None:
+            # Nothing at or after the cursor: a slow broker, or a stream re-created shorter than the cursor.
+            return [], self._check_origin(session, cursor, deadline)
         if not fresh:
-            if anchor is None and anchored:
-                return [], self._check_origin(session, cursor, deadline)
             return [], cursor
         if anchored and anchor is None and fresh[0].offset > cursor.offset + 1:
             self._log.error(
