@@ -158,10 +158,10 @@ class MappingPoller:
         self._log = log
         self._validator = schema_validator(load_schema(mapping_schema_file(settings.schema)))
         self._report = TickReport()
+        # A poller serves one tick: its budgets count from here.
         self._started = time.monotonic()
 
     def poll(self, cursor_text: str | None) -> TickResult:
-        self._started = time.monotonic()
         cursor = self._cursor_for_this_queue(cursor_text)
         kind = cursor.kind if cursor is not None else self._queue_kind()
         with self._open_session() as session:
@@ -174,7 +174,7 @@ class MappingPoller:
     def _cursor_for_this_queue(self, cursor_text: str | None) -> SensorCursor | None:
         try:
             cursor = SensorCursor.parse(cursor_text)
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, IndexError):
             self._log.error(f"mapping sensor: unreadable cursor {cursor_text!r}; starting as on a first start")
             return None
         if cursor is not None and cursor.queue != self._queue:
