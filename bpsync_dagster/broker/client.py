@@ -1,13 +1,22 @@
 """A short-lived RabbitMQ session: detect the queue kind, read a bounded batch, publish confirmed errors.
 
 The service declares nothing: the queue must exist (SDA's topology declares it).
+
+Stream reads adapt to the broker: a read waits for deliveries for `IDLE_FLOOR_SECONDS` plus twice the
+slowest answer the session has had (connection handshake, channel open, qos, consume), so a broker
+that answers seconds late is waited for, and a prompt one costs no more than the floor.
 """
 
 import datetime
+import hashlib
 import logging
+import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from types import TracebackType
+from typing import TypeVar
 
 import pika
 import pika.exceptions
@@ -20,6 +29,16 @@ logger = logging.getLogger(__name__)
 
 ERROR_ROUTING_KEY = "error"
 StreamPosition = int | str | datetime.datetime
+T = TypeVar("T")
+
+IDLE_FLOOR_SECONDS = 0.3
+ANSWER_FACTOR = 2.0
+# A read that must find a message (the one at the cursor) waits this many times longer for the first.
+EXPECTED_FACTOR = 3.0
+# The tail read takes the chunk `last` starts at: deliveries that follow each other this closely.
+TAIL_PREFETCH = 500
+TAIL_SETTLE_SECONDS = 0.05
+HANDSHAKE_ROUND_TRIPS = 3
 
 
 class QueueKind(StrEnum):
@@ -45,6 +64,12 @@ class Delivery:
     correlation_id: str | bytes | None
     redelivered: bool = False
 
+    @property
+    def fingerprint(self) -> str:
+        """Tells this message from another one at the same offset (of a stream deleted and declared again)."""
+        identity = repr((self.correlation_id, self.message_id)).encode() + b"\n" + self.body
+        return hashlib.sha256(identity).hexdigest()[:32]
+
 
 def _delivery(
     method: pika.spec.Basic.Deliver | pika.spec.Basic.GetOk, properties: pika.BasicProperties, body: bytes
@@ -68,10 +93,13 @@ class BrokerSession:
         self._settings = settings
         self._connection: pika.BlockingConnection | None = None
         self._channel: BlockingChannel | None = None
+        self._slowest_answer = 0.0
 
     def __enter__(self) -> "BrokerSession":
+        started = time.monotonic()
         self._connection = _connect(self._settings)
-        self._channel = self._connection.channel()
+        self._note_answer((time.monotonic() - started) / HANDSHAKE_ROUND_TRIPS)
+        self._channel = self._answered(self._connection.channel)
         return self
 
     def __exit__(
@@ -90,31 +118,79 @@ class BrokerSession:
         assert self._channel is not None, "use BrokerSession as a context manager"
         return self._channel
 
-    def read_stream(self, start: StreamPosition, limit: int, idle_seconds: float) -> list[Delivery]:
-        """Up to `limit` deliveries from `start`, stopping after `idle_seconds` without one; each acked.
+    @property
+    def patience(self) -> float:
+        """Seconds a stream read waits for its next delivery: the floor plus twice the slowest answer so far."""
+        return IDLE_FLOOR_SECONDS + ANSWER_FACTOR * self._slowest_answer
 
-        Each call consumes on a channel of its own, so earlier consumers never interleave.
+    def _note_answer(self, seconds: float) -> None:
+        self._slowest_answer = max(self._slowest_answer, seconds)
+
+    def _answered(self, call: Callable[[], T]) -> T:
+        """`call()`, a request the broker answers, timed."""
+        started = time.monotonic()
+        result = call()
+        self._note_answer(time.monotonic() - started)
+        return result
+
+    def read_stream(
+        self, start: StreamPosition, limit: int, deadline: float, expect_delivery: bool = False
+    ) -> list[Delivery]:
+        """Up to `limit` deliveries from `start`, each acked as it arrives.
+
+        The read ends once no delivery came for `patience` seconds (before the first, `EXPECTED_FACTOR`
+        times that when the caller knows there is one), or at `deadline` (a `time.monotonic()` value).
+        Nothing read is no evidence of anything: the broker may just be slow. No read starts after the
+        deadline. Each call consumes on a channel of its own, so earlier consumers never interleave.
         """
-        assert self._connection is not None, "use BrokerSession as a context manager"
-        channel = self._connection.channel()
-        channel.basic_qos(prefetch_count=self._settings.prefetch_count)
+        if time.monotonic() >= deadline:
+            return []
+        consumer = self._consume(start, self._settings.prefetch_count)
         deliveries: list[Delivery] = []
-        consumer = channel.consume(
-            self._settings.queue, auto_ack=False, arguments={"x-stream-offset": start}, inactivity_timeout=idle_seconds
-        )
-        for method, properties, body in consumer:
-            if method is None:
+        wait = self.patience * (EXPECTED_FACTOR if expect_delivery else 1.0)
+        while len(deliveries) < limit:
+            delivery = consumer.next(min(time.monotonic() + wait, deadline))
+            if delivery is None:
                 break
-            deliveries.append(_delivery(method, properties, body))
-            channel.basic_ack(method.delivery_tag)
-            if len(deliveries) >= limit:
-                break
+            deliveries.append(delivery)
+            wait = self.patience
         return deliveries
 
-    def last_offset(self, idle_seconds: float) -> int | None:
-        """The stream's last offset, or None when it is empty."""
-        deliveries = self.read_stream("last", limit=1_000_000, idle_seconds=idle_seconds)
-        return max((delivery.offset for delivery in deliveries if delivery.offset is not None), default=None)
+    def tail_offset(self, deadline: float) -> int | None:
+        """The greatest offset of the stream's last chunk, where `last` starts; None when nothing came in
+        time, which is an empty stream or a slow broker: the caller cannot tell which.
+
+        One chunk at most: the read stops once deliveries pause for `TAIL_SETTLE_SECONDS`, and at the
+        latest `patience` seconds after the first, however fast new messages arrive.
+        """
+        if time.monotonic() >= deadline:
+            return None
+        consumer = self._consume("last", TAIL_PREFETCH)
+        first = consumer.next(min(time.monotonic() + self.patience, deadline))
+        if first is None:
+            return None
+        settled_by = min(time.monotonic() + self.patience, deadline)
+        offsets = [first.offset]
+        while (delivery := consumer.next(min(time.monotonic() + TAIL_SETTLE_SECONDS, settled_by))) is not None:
+            offsets.append(delivery.offset)
+        return max((offset for offset in offsets if offset is not None), default=None)
+
+    def _consume(self, start: StreamPosition, prefetch: int) -> "_StreamConsumer":
+        assert self._connection is not None, "use BrokerSession as a context manager"
+        channel = self._answered(self._connection.channel)
+        self._answered(lambda: channel.basic_qos(prefetch_count=prefetch))
+        consumer = _StreamConsumer(self._connection, channel)
+        queue = self._settings.queue
+        try:
+            self._answered(lambda: channel.basic_consume(queue, consumer.arrived, arguments={"x-stream-offset": start}))
+        except pika.exceptions.ChannelClosedByBroker as error:
+            if "x-stream-offset" in error.reply_text:
+                raise BrokerError(
+                    f"broker.queue {queue!r} is not a stream (the broker refuses a stream offset: {error.reply_text}); "
+                    "set sync.sensor.queueType to classic or auto"
+                ) from None
+            raise BrokerError(f"broker.queue {queue!r}: {error.reply_text}") from None
+        return consumer
 
     def get_classic(self) -> Delivery | None:
         """The next message, unacked (it returns to the queue unless acked in this session), or None."""
@@ -164,6 +240,31 @@ class BrokerSession:
                     channel.close()
                 except (pika.exceptions.AMQPError, OSError):
                     pass
+
+
+class _StreamConsumer:
+    """The deliveries of one stream consumer, handed out one at a time and acked (acks only return credit)."""
+
+    def __init__(self, connection: pika.BlockingConnection, channel: BlockingChannel) -> None:
+        self._connection = connection
+        self._channel = channel
+        self._arrived: deque[Delivery] = deque()
+
+    def arrived(
+        self, _: BlockingChannel, method: pika.spec.Basic.Deliver, properties: pika.BasicProperties, body: bytes
+    ) -> None:
+        self._arrived.append(_delivery(method, properties, body))
+
+    def next(self, until: float) -> Delivery | None:
+        """The next delivery, waiting until `until` (a `time.monotonic()` value) at most."""
+        while not self._arrived:
+            left = until - time.monotonic()
+            if left <= 0:
+                return None
+            self._connection.process_data_events(time_limit=left)
+        delivery = self._arrived.popleft()
+        self._channel.basic_ack(delivery.delivery_tag)
+        return delivery
 
 
 def _connect(settings: BrokerSettings) -> pika.BlockingConnection:

@@ -9,6 +9,7 @@ from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
 from bpsync_dagster.configuration import service_settings
 from bpsync_dagster.jobs import sync_dataset
 from bpsync_dagster.resources import BrokerResource
+from bpsync_dagster.sensors.earlier_runs import synced_earlier
 from bpsync_dagster.sensors.info_errors import InfoErrorOutbox
 from bpsync_dagster.sensors.mapping_poller import MappingPoller
 
@@ -31,9 +32,11 @@ def build_mapping_sensor(interval_seconds: int) -> dg.SensorDefinition:
     def dataset_mapping_sensor(context: dg.SensorEvaluationContext, broker: BrokerResource) -> dg.SensorResult:
         started = time.monotonic()
         try:
+            settings = service_settings()
             run_exists = functools.partial(_run_exists, context.instance)
             outbox = InfoErrorOutbox(context.instance.run_storage, MAPPING_SENSOR_NAME, context.log)
-            poller = MappingPoller(service_settings(), broker.session, run_exists, context.log, outbox)
+            earlier = functools.partial(synced_earlier, context.instance, settings.broker.queue)
+            poller = MappingPoller(settings, broker.session, run_exists, context.log, outbox, earlier)
             tick = poller.poll(context.cursor)
         except Exception as error:
             # A tick never fails: the cursor stays where it was and the next tick tries again.

@@ -9,6 +9,7 @@ missing client certificate, must be refused with one clear line and no traceback
 
 import json
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -161,7 +162,7 @@ def test_the_sensors_broker_session_reads_the_stream_and_publishes_errors_over_t
     correlation_id = tls_broker_topology.publish(mapping)
 
     with BrokerSession(settings.broker) as session:
-        deliveries = session.read_stream("first", limit=1000, idle_seconds=1.0)
+        deliveries = session.read_stream("first", limit=1000, deadline=time.monotonic() + 10)
         session.publish_error(b'{"error": "over tls"}', correlation_id)
 
     assert json.loads(deliveries[-1].body) == mapping

@@ -22,6 +22,7 @@ from bpsync_dagster_tests.support.sensor_ticks import (
     configure_sensor,
     evaluate_tick,
     mapping,
+    stream_position,
 )
 
 
@@ -52,7 +53,12 @@ def test_a_stream_is_read_on_after_the_broker_restarts(broker: PrivateRabbitMQ, 
     instance = configure_sensor(sensor_node, monkeypatch, names, BROKER_PORT=str(broker.port))
 
     pinned = evaluate_tick(instance, None)
-    assert json.loads(pinned.cursor) == {"queue": names.mapping_queue, "kind": "stream", "offset": -1, "generation": 0}
+    assert stream_position(pinned.cursor) == {
+        "queue": names.mapping_queue,
+        "kind": "stream",
+        "offset": -1,
+        "generation": 0,
+    }
 
     before = [sensor_node.dataset_id(f"before-{index}") for index in range(2)]
     for index, dataset_id in enumerate(before):
@@ -77,7 +83,12 @@ def test_a_stream_is_read_on_after_the_broker_restarts(broker: PrivateRabbitMQ, 
     assert resumed.run_requests[0].run_config == {
         "ops": {"fetch_file_records": {"config": {"dataset_id": after[0], "accession_ids": ["ACC-A0"]}}}
     }
-    assert json.loads(resumed.cursor) == {"queue": names.mapping_queue, "kind": "stream", "offset": 4, "generation": 0}
+    assert stream_position(resumed.cursor) == {
+        "queue": names.mapping_queue,
+        "kind": "stream",
+        "offset": 4,
+        "generation": 0,
+    }
     assert names.error_count() == 0
 
     idle = evaluate_tick(instance, resumed.cursor)

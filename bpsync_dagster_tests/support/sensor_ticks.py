@@ -1,5 +1,7 @@
 """Evaluate the mapping sensor's ticks in the test process, configured like the service."""
 
+import json
+
 import dagster as dg
 import pytest
 from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
@@ -37,3 +39,9 @@ def store_runs(instance: dg.DagsterInstance, result: dg.SensorResult) -> list[dg
 
 def mapping(dataset_id: str, *accession_ids: str) -> dict:
     return {"type": "mapping", "dataset_id": dataset_id, "accession_ids": list(accession_ids)}
+
+
+def stream_position(cursor: str) -> dict:
+    """The queue, kind, offset and generation of a cursor (without what it keeps to recognise the stream)."""
+    data = json.loads(cursor)
+    return {key: data[key] for key in ("queue", "kind", "offset", "generation")}
