@@ -310,7 +310,6 @@ class FaultInjector(threading.Thread):
         self.faults: list[Fault] = []
         self.kills: list[Kill] = []
         self.killed_lineages: Counter[str] = Counter()
-        self.remote_faults_until_attempt = 0
         self.stop_event = threading.Event()
         self.error: BaseException | None = None
         self._instance: dg.DagsterInstance | None = None
@@ -371,10 +370,11 @@ class FaultInjector(threading.Thread):
 
     def _remote_fault(self, inject: Callable[[int], None], what: str) -> str | None:
         remote = self.soak.node.remote
-        if remote.attempts < self.remote_faults_until_attempt:
-            return None  # the previous remote faults are not used up yet: keep each series ≤ 3 in a row
+        if remote.faults_pending or remote.datasets_last_refused:
+            # The previous series is not used up, or a dataset it hit has not been accepted since:
+            # one run meets at most one series of ≤ 3 in a row, within its 5 attempts.
+            return None
         count = self.rng.randint(1, 3)
-        self.remote_faults_until_attempt = remote.attempts + count
         inject(count)
         return f"the next {count} requests {what}"
 

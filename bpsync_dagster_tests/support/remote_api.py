@@ -54,15 +54,18 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         fault = api._next_fault()
         if fault is not None and fault.kind == "close":
+            api._record_outcome(body, accepted=False)
             self.close_connection = True
             return
         if fault is not None and fault.kind == "status":
+            api._record_outcome(body, accepted=False)
             self._reply(fault.status, {"error": "injected failure"})
             return
         if fault is not None and api._stopping.wait(fault.seconds):
             self.close_connection = True
             return
         status, answer = api._handle(urlsplit(self.path).path, self.headers.get("Authorization"), body)
+        api._record_outcome(body, accepted=status == 200)
         self._reply(status, answer)
 
     def _reply(self, status: int, answer: dict[str, str] | None) -> None:
@@ -110,6 +113,7 @@ class StandInRemoteApi(StartedService):
         self._received: list[dict[str, Any]] = []
         self._attempts = 0
         self._attempt_times: list[float] = []
+        self._last_accepted: dict[str, bool] = {}
         self._stopping = threading.Event()
         self._server = _Server(port, self)
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -136,6 +140,18 @@ class StandInRemoteApi(StartedService):
         """`time.monotonic()` at the arrival of each request so far (its body read), oldest first."""
         with self._lock:
             return list(self._attempt_times)
+
+    @property
+    def datasets_last_refused(self) -> set[str]:
+        """Datasets whose latest request was refused or faulted (by the `dataset_id` of its body)."""
+        with self._lock:
+            return {dataset_id for dataset_id, accepted in self._last_accepted.items() if not accepted}
+
+    @property
+    def faults_pending(self) -> int:
+        """Queued faults not yet applied to a request."""
+        with self._lock:
+            return len(self._faults)
 
     def fail_next(self, count: int, status: int = 500) -> None:
         """Answer the next `count` requests with `status`."""
@@ -170,6 +186,15 @@ class StandInRemoteApi(StartedService):
             self._attempts += 1
             self._attempt_times.append(time.monotonic())
             return self._faults.popleft() if self._faults else None
+
+    def _record_outcome(self, body: bytes, *, accepted: bool) -> None:
+        try:
+            dataset_id = json.loads(body).get("dataset_id")
+        except (UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+            return
+        if isinstance(dataset_id, str):
+            with self._lock:
+                self._last_accepted[dataset_id] = accepted
 
     def _authorized(self, authorization: str | None) -> bool:
         scheme, _, encoded = (authorization or "").partition(" ")
