@@ -8,8 +8,12 @@ It builds a node of its own: crypt4gh keys, an SDA database on a private Postgre
 RNG) in a POSIX archive, S3 sync storage on a moto server it can stop and start, the stand-in remote
 API, a private RabbitMQ node with SDA's stream topology, an isolated Dagster instance (a database of
 its own on the local PostgreSQL, DAGSTER_HOME with the shipped dagster.yaml) and the real
-`dagster-daemon`. It publishes one mapping message per dataset in bursts across the first minute
-(retrying with confirms while the broker restarts, as an upstream SDA service would) and meanwhile,
+`dagster-daemon`, which reaches RabbitMQ through a proxy that holds each delivery the broker sends
+a random 0 to `--broker-delay` seconds (3 by default: a loaded broker). It publishes one mapping
+message per dataset, and the poison messages of the sensor tests (a NUL in a dataset or accession
+ID, a 10,000-character dataset ID, a correlation id that is not UTF-8, a 16 MiB invalid message),
+shuffled into bursts across the first minute (retrying with confirms while the broker restarts, as
+an upstream SDA service would) and meanwhile,
 at random intervals, injects one fault at a time, each within the service's retry budgets: SIGKILL
 of a running run's worker process (at most once per dataset's lineage of runs), S3 down for 1-5 s,
 the remote API answering 500, closing the connection or hanging 1-5 s for its next 1-3 requests,
@@ -18,8 +22,9 @@ the private RabbitMQ node restarted, the SDA database restarted.
 When every dataset is POSTed and every run has finished (or at `--timeout`, a failure) it prints a
 summary and exits 0 only if every dataset is synced (POST accepted and every object decrypts with
 the receiver's key to its plaintext), no message is lost, no run key has two root runs, no object
-is corrupt or partial, and no POST arrived before all of its dataset's files were in sync storage
-(checked by the remote's `on_accept` at the moment of the POST). The seed replays the same data and
+is corrupt or partial, no POST arrived before all of its dataset's files were in sync storage
+(checked by the remote's `on_accept` at the moment of the POST), and every poison message got
+exactly one info-error naming its cause and no run. The seed replays the same data and
 the same sequence of fault choices (not their exact timing).
 """
 
@@ -57,6 +62,7 @@ from bpsync_dagster.run_workers import process_alive, run_worker  # noqa: E402
 from bpsync_dagster.storage.sync import PARTIAL_SUFFIX  # noqa: E402
 from bpsync_dagster_tests.support import crypt4gh_files  # noqa: E402
 from bpsync_dagster_tests.support.daemon import Daemon  # noqa: E402
+from bpsync_dagster_tests.support.delaying_proxy import DelayingProxy, Pacing  # noqa: E402
 from bpsync_dagster_tests.support.environment import (  # noqa: E402
     FILE_SYNC_SCHEMA,
     NODE_PASSPHRASE,
@@ -75,10 +81,17 @@ from bpsync_dagster_tests.support.faults import (  # noqa: E402
     use_private_sda_database,
 )
 from bpsync_dagster_tests.support.interruptible_s3_server import InterruptibleS3Server  # noqa: E402
+from bpsync_dagster_tests.support.poison import (  # noqa: E402
+    PoisonMessages,
+    info_error_problem,
+    poison_dataset_ids,
+    poison_messages,
+)
 from bpsync_dagster_tests.support.private_postgres import PrivatePostgres  # noqa: E402
 from bpsync_dagster_tests.support.private_rabbitmq import PrivateRabbitMQ  # noqa: E402
 from bpsync_dagster_tests.support.rabbitmq import Topology  # noqa: E402
 from bpsync_dagster_tests.support.remote_api import StandInRemoteApi  # noqa: E402
+from bpsync_dagster_tests.support.sensor_ticks import mapping  # noqa: E402
 
 KiB = 1024
 FAULT_KINDS = (
@@ -161,10 +174,12 @@ class SoakNode:
     topology: Topology
     sda_postgres: PrivatePostgres
     daemon: Daemon
+    poison: PoisonMessages
+    broker_proxy: DelayingProxy | None
     datasets: dict[str, list[SeededFile]] = field(default_factory=dict)
 
 
-def build_node(stack: ExitStack, workdir: Path, clock: Clock) -> SoakNode:
+def build_node(stack: ExitStack, workdir: Path, clock: Clock, broker_delay: float, seed: int) -> SoakNode:
     keys = workdir / "keys"
     keys.mkdir()
     node_keys = crypt4gh_files.make_key_pair(keys, "node", NODE_PASSPHRASE)
@@ -204,15 +219,22 @@ def build_node(stack: ExitStack, workdir: Path, clock: Clock) -> SoakNode:
     topology = Topology(f"{prefix}-sda", f"{prefix}-mapping_stream", f"{prefix}-errors", broker.connection_parameters())
     topology.declare("stream")
     clock.say(f"private RabbitMQ on port {broker.port} (started in {broker.last_start_seconds:.1f} s)")
+    broker_proxy = None
+    if broker_delay > 0:
+        pacing = Pacing(delay=0.0, gap=0.0, jitter=broker_delay, only_deliveries=True)
+        broker_proxy = DelayingProxy(broker.port, pacing, seed=seed).start()
+        stack.callback(broker_proxy.stop)
+        clock.say(f"the daemon reaches RabbitMQ through a proxy that holds each delivery 0-{broker_delay:g} s")
     node.extra_env = {
         **node.extra_env,
-        "BROKER_PORT": str(broker.port),
+        "BROKER_PORT": str(broker_proxy.port if broker_proxy else broker.port),
         "BROKER_QUEUE": topology.mapping_queue,
         "BROKER_EXCHANGE": topology.exchange,
         "SYNC_SENSOR_STREAMSTART": "first",
     }
     daemon = Daemon(node.environment(), workdir / "daemon.log")
-    return SoakNode(node, witness, s3, s3_lock, broker, topology, sda_postgres, daemon)
+    poison = poison_messages(lambda name: node.dataset_id(f"poison-{name}"))
+    return SoakNode(node, witness, s3, s3_lock, broker, topology, sda_postgres, daemon, poison, broker_proxy)
 
 
 def seed_datasets(soak: SoakNode, datasets: int, files: int, rng: random.Random) -> None:
@@ -231,54 +253,71 @@ def seed_datasets(soak: SoakNode, datasets: int, files: int, rng: random.Random)
 # --------------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Message:
+    """One message to publish: a dataset's mapping message, or a poison message (`poison` is True)."""
+
+    key: str | bytes
+    body: bytes | dict
+    correlation_id: str | bytes
+    poison: bool = False
+
+
 class Publisher(threading.Thread):
     def __init__(self, soak: SoakNode, rng: random.Random, window: float, clock: Clock) -> None:
         super().__init__(name="publisher", daemon=True)
         self.soak = soak
         self.clock = clock
-        self.schedule = burst_schedule(list(soak.datasets), rng, window)
-        self.published: list[str] = []
-        self.attempts: Counter[str] = Counter()
-        self.uncertain: Counter[str] = Counter()  # failed after the message was sent: it may be in the stream
+        messages = [
+            Message(dataset_id, mapping(dataset_id, *(item.accession_id for item in files)), f"soak-{dataset_id}")
+            for dataset_id, files in soak.datasets.items()
+        ]
+        messages += [Message(key, body, key, poison=True) for key, (body, _) in soak.poison.items()]
+        self.schedule = burst_schedule(messages, rng, window)
+        self.total = len(messages)
+        self.published: list[str | bytes] = []
+        self.attempts: Counter[str | bytes] = Counter()
+        self.uncertain: Counter[str | bytes] = Counter()  # failed after the message was sent: it may be in the stream
         self.stop_event = threading.Event()
 
     def run(self) -> None:
         for at, burst in self.schedule:
             if self.stop_event.wait(max(0.0, at - self.clock.now())):
                 return
-            for dataset_id in burst:
-                self.publish(dataset_id)
-            self.clock.say(f"published a burst of {len(burst)} ({len(self.published)}/{len(self.soak.datasets)})")
+            for message in burst:
+                self.publish(message)
+            poison = sum(message.poison for message in burst)
+            self.clock.say(
+                f"published a burst of {len(burst)}{f' ({poison} poison)' if poison else ''} "
+                f"({len(self.published)}/{self.total})"
+            )
 
-    def publish(self, dataset_id: str) -> None:
-        body = {
-            "type": "mapping",
-            "dataset_id": dataset_id,
-            "accession_ids": [item.accession_id for item in self.soak.datasets[dataset_id]],
-        }
+    def publish(self, message: Message) -> None:
         while not self.stop_event.is_set():
-            self.attempts[dataset_id] += 1
+            self.attempts[message.key] += 1
             try:
-                self.soak.topology.publish(body, correlation_id=f"soak-{dataset_id}")
+                self.soak.topology.publish(message.body, correlation_id=message.correlation_id)
             except (pika.exceptions.UnroutableError, pika.exceptions.NackError, pika.exceptions.AMQPConnectionError):
                 time.sleep(0.5)  # refused, unroutable while the stream recovers, or never sent: not stored
             except (pika.exceptions.AMQPError, OSError):
-                self.uncertain[dataset_id] += 1  # lost on the way to a confirm: it may be in the stream
+                self.uncertain[message.key] += 1  # lost on the way to a confirm: it may be in the stream
                 time.sleep(0.5)
             else:
-                self.published.append(dataset_id)
+                self.published.append(message.key)
                 return
 
     @property
     def done(self) -> bool:
-        return len(self.published) == len(self.soak.datasets)
+        return len(self.published) == self.total
 
 
-def burst_schedule(dataset_ids: list[str], rng: random.Random, window: float) -> list[tuple[float, list[str]]]:
-    """Bursts of random sizes at random moments of the first `window` seconds, the first at 0."""
-    bursts: list[list[str]] = []
-    remaining = list(dataset_ids)
-    largest = max(1, len(dataset_ids) // 5)
+def burst_schedule(messages: list[Message], rng: random.Random, window: float) -> list[tuple[float, list[Message]]]:
+    """The messages shuffled into bursts of random sizes at random moments of the first `window`
+    seconds, the first at 0."""
+    remaining = list(messages)
+    rng.shuffle(remaining)
+    bursts: list[list[Message]] = []
+    largest = max(1, len(messages) // 5)
     while remaining:
         size = rng.randint(1, largest)
         bursts.append(remaining[:size])
@@ -453,10 +492,16 @@ def wait_for_the_end(
             last_report = clock.now()
             statuses = Counter(run.status.value for run in runs)
             clock.say(
-                f"published {len(publisher.published)}/{len(expected)}, POSTed {len(posted)}/{len(expected)}, "
+                f"published {len(publisher.published)}/{publisher.total}, POSTed {len(posted)}/{len(expected)}, "
                 f"runs {dict(sorted(statuses.items()))}"
             )
-        if publisher.done and posted == expected and not unfinished and not injector.is_alive():
+        if (
+            publisher.done
+            and posted == expected
+            and not unfinished
+            and not injector.is_alive()
+            and poison_reported(soak)
+        ):
             quiet_since = quiet_since or clock.now()
             if every_lineage_succeeded(runs) or clock.now() - quiet_since >= SETTLE_SECONDS:
                 return None
@@ -464,6 +509,14 @@ def wait_for_the_end(
             quiet_since = None
         time.sleep(2)
     return f"timed out after {timeout:.0f} s"
+
+
+def poison_reported(soak: SoakNode) -> bool:
+    """Whether the error queue holds at least as many info-errors as there are poison messages."""
+    try:
+        return soak.topology.error_count() >= len(soak.poison)
+    except (pika.exceptions.AMQPError, OSError):
+        return False
 
 
 @dataclass
@@ -492,6 +545,11 @@ class Summary:
     info_errors: dict[str, int] = field(default_factory=dict)
     publishes_retried: int = 0
     publishes_uncertain: int = 0
+    broker_delay: float = 0.0
+    poison_published: int = 0
+    poison_reports: dict[str, int] = field(default_factory=dict)
+    poison_problems: list[str] = field(default_factory=list)
+    poison_runs: list[str] = field(default_factory=list)
 
     @property
     def info_errors_about_synced(self) -> int:
@@ -510,6 +568,8 @@ class Summary:
             and not self.duplicate_runs
             and self.corrupt_or_partial == 0
             and not self.early_posts
+            and not self.poison_problems
+            and not self.poison_runs
         )
 
 
@@ -578,9 +638,43 @@ def judge(soak: SoakNode, publisher: Publisher, injector: FaultInjector, summary
         errors = soak.topology.error_messages()
     except (pika.exceptions.AMQPError, OSError) as error:
         summary.info_errors = {f"error queue unreadable: {type(error).__name__}": 1}
-    else:
-        summary.info_errors = dict(Counter(json.loads(body["original-message"])["dataset_id"] for body, _ in errors))
+        errors = []
+    judge_poison(soak, publisher, errors, runs, summary)
+    dataset_errors = [body for body, properties in errors if properties.correlation_id not in soak.poison]
+    summary.info_errors = summary.info_errors or dict(
+        Counter(json.loads(body["original-message"])["dataset_id"] for body in dataset_errors)
+    )
     summary.publishes_uncertain = sum(publisher.uncertain.values())
+
+
+def judge_poison(
+    soak: SoakNode,
+    publisher: Publisher,
+    errors: list[tuple[dict, Any]],
+    runs: list[dg.DagsterRun],
+    summary: Summary,
+) -> None:
+    """Every poison message is reported once (more only if its publish was retried after it may have
+    been stored), each report names its cause, and no run carries a dataset a poison message names."""
+    reports: Counter[str | bytes] = Counter()
+    for body, properties in errors:
+        if properties.correlation_id in soak.poison:
+            reports[properties.correlation_id] += 1
+            problem = info_error_problem(soak.poison, properties.correlation_id, body)
+            if problem is not None:
+                summary.poison_problems.append(problem)
+    summary.poison_published = sum(1 for key in publisher.published if key in soak.poison)
+    summary.poison_reports = {repr(key): reports[key] for key in soak.poison}
+    for key in soak.poison:
+        allowed = 1 + publisher.uncertain[key]
+        if key in publisher.published and not 1 <= reports[key] <= allowed:
+            summary.poison_problems.append(f"{key!r}: {reports[key]} info-errors (expected 1, at most {allowed})")
+    forbidden = poison_dataset_ids(soak.poison)
+    summary.poison_runs = sorted(
+        f"{run.run_id[:8]} ({run.tags.get(DATASET_TAG, '?')[:60]!r})"
+        for run in runs
+        if run.tags.get(DATASET_TAG) in forbidden
+    )
 
 
 def failure_cause(instance: dg.DagsterInstance, run_id: str, killed_by_soak: bool) -> str:
@@ -661,6 +755,10 @@ def print_summary(summary: Summary) -> None:
         f"  info-errors on the error queue: {sum(summary.info_errors.values())}"
         f" (about datasets synced in the end: {summary.info_errors_about_synced})",
         f"  publishes retried: {summary.publishes_retried} (of which possibly delivered: {summary.publishes_uncertain})",
+        f"  poison messages: {summary.poison_published} published, info-errors {summary.poison_reports}, "
+        f"runs {len(summary.poison_runs)}{listed(summary.poison_runs)}",
+        *[f"    {problem}" for problem in summary.poison_problems],
+        f"  deliveries to the daemon held: 0-{summary.broker_delay:g} s each",
     ]
     if summary.failure:
         lines.append(f"  FAILURE: {summary.failure}")
@@ -684,6 +782,13 @@ def main(argv: list[str] | None = None) -> int:
         "--fault-interval", type=float, nargs=2, default=(4.0, 12.0), metavar=("MIN", "MAX"), help="seconds"
     )
     parser.add_argument("--faults", nargs="+", choices=FAULT_KINDS, default=list(FAULT_KINDS))
+    parser.add_argument(
+        "--broker-delay",
+        type=float,
+        default=3.0,
+        metavar="SECONDS",
+        help="hold each delivery RabbitMQ sends the daemon a random 0 to SECONDS (0: no proxy)",
+    )
     parser.add_argument("--timeout", type=float, help="seconds (default: 240 + 8 per dataset)")
     parser.add_argument("--keep", action="store_true", help="keep the working directory (kept anyway on failure)")
     args = parser.parse_args(argv)
@@ -696,11 +801,11 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="bpsync-soak-"))
     command = " ".join(["python soak/run.py", *(sys.argv[1:] if argv is None else argv)])
     clock.say(f"{command}; seed {seed} (replay with --seed {seed}); working in {workdir}")
-    summary = Summary(seed, args.datasets, args.files)
+    summary = Summary(seed, args.datasets, args.files, broker_delay=args.broker_delay)
     injector: FaultInjector | None = None
     try:
         with ExitStack() as stack:
-            soak = build_node(stack, workdir, clock)
+            soak = build_node(stack, workdir, clock, args.broker_delay, seed + 3)
             seed_datasets(soak, args.datasets, args.files, random.Random(seed))
             clock.say(f"seeded {args.datasets} datasets × {args.files} files")
             soak.node.instance()  # creates the instance's tables before the daemon and the threads race to

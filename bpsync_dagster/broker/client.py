@@ -3,8 +3,10 @@
 The service declares nothing: the queue must exist (SDA's topology declares it).
 
 Stream reads adapt to the broker: a read waits for deliveries for `IDLE_FLOOR_SECONDS` plus twice the
-slowest answer the session has had (connection handshake, channel open, qos, consume), so a broker
-that answers seconds late is waited for, and a prompt one costs no more than the floor.
+slowest answer the session has had (connection handshake, channel open, qos, consume, and the first
+delivery of a message known to exist), so a broker that answers seconds late is waited for, and a
+prompt one costs no more than the floor. A read for a message known to exist (the one at the cursor)
+waits at least `EXPECTED_WAIT_SECONDS` for it: a broker can be prompt to answer and slow to deliver.
 """
 
 import datetime
@@ -33,8 +35,10 @@ T = TypeVar("T")
 
 IDLE_FLOOR_SECONDS = 0.3
 ANSWER_FACTOR = 2.0
-# A read that must find a message (the one at the cursor) waits this many times longer for the first.
+# A read that must find a message (the one at the cursor) waits this many times longer for the first,
+# and never less than EXPECTED_WAIT_SECONDS.
 EXPECTED_FACTOR = 3.0
+EXPECTED_WAIT_SECONDS = 10.0
 # The tail read takes the chunk `last` starts at: deliveries that follow each other this closely.
 TAIL_PREFETCH = 500
 TAIL_SETTLE_SECONDS = 0.05
@@ -138,20 +142,25 @@ class BrokerSession:
     ) -> list[Delivery]:
         """Up to `limit` deliveries from `start`, each acked as it arrives.
 
-        The read ends once no delivery came for `patience` seconds (before the first, `EXPECTED_FACTOR`
-        times that when the caller knows there is one), or at `deadline` (a `time.monotonic()` value).
-        Nothing read is no evidence of anything: the broker may just be slow. No read starts after the
-        deadline. Each call consumes on a channel of its own, so earlier consumers never interleave.
+        The read ends once no delivery came for `patience` seconds (before the first, when the caller
+        knows there is one, `EXPECTED_FACTOR` times that and at least `EXPECTED_WAIT_SECONDS`), or at
+        `deadline` (a `time.monotonic()` value). How long the expected first delivery took counts as an
+        answer of the broker. Nothing read is no evidence of anything: the broker may just be slow. No
+        read starts after the deadline. Each call consumes on a channel of its own, so earlier consumers
+        never interleave.
         """
         if time.monotonic() >= deadline:
             return []
         consumer = self._consume(start, self._settings.prefetch_count)
+        consumed_at = time.monotonic()
         deliveries: list[Delivery] = []
-        wait = self.patience * (EXPECTED_FACTOR if expect_delivery else 1.0)
+        wait = max(self.patience * EXPECTED_FACTOR, EXPECTED_WAIT_SECONDS) if expect_delivery else self.patience
         while len(deliveries) < limit:
             delivery = consumer.next(min(time.monotonic() + wait, deadline))
             if delivery is None:
                 break
+            if expect_delivery and not deliveries:
+                self._note_answer(time.monotonic() - consumed_at)
             deliveries.append(delivery)
             wait = self.patience
         return deliveries

@@ -65,3 +65,20 @@ def test_a_read_waits_longer_on_a_broker_that_answers_late(stream: str) -> None:
         assert late.read_stream("first", 10, time.monotonic() + 30) == []
         # Opening the read's channel, its qos and its consume take a second each; then it waits.
         assert time.monotonic() - started >= 3 + late.patience - 0.1
+
+
+def test_a_read_for_a_message_known_to_exist_waits_for_it_on_a_broker_that_only_delivers_late(stream: str) -> None:
+    with pika.BlockingConnection(SHARED_BROKER) as connection:
+        channel = connection.channel()
+        for number in range(3):
+            channel.basic_publish("", stream, f"message {number}".encode())
+    delivers_late = Pacing(delay=2.5, gap=0.0, only_deliveries=True)
+    with DelayingProxy(5672, delivers_late) as proxy, BrokerSession(_settings(stream, proxy.port)) as session:
+        assert session.patience < IDLE_FLOOR_SECONDS + 0.5  # every answer but a delivery is prompt
+        anchored = session.read_stream(0, 3, time.monotonic() + 30, expect_delivery=True)
+        # The delivery's lateness now counts: the next read waits for a late broker.
+        assert session.patience >= IDLE_FLOOR_SECONDS + 2 * 2.5
+        later = session.read_stream(1, 2, time.monotonic() + 30)
+
+    assert [delivery.offset for delivery in anchored] == [0, 1, 2]
+    assert [delivery.offset for delivery in later] == [1, 2]

@@ -4,7 +4,9 @@ What the client sends reaches the broker at once; what the broker sends is held:
 one read of the socket returned, or with `Pacing.by_frame` each AMQP frame) `Pacing.delay` seconds
 (plus a random 0 to `Pacing.jitter`) after it arrived, and pieces are handed on at least `Pacing.gap`
 seconds apart, in order. That is a loaded broker or a congested link: every answer is late, and a
-burst of deliveries trickles in (a delivery is three frames: method, header, body).
+burst of deliveries trickles in (a delivery is three frames: method, header, body). With
+`Pacing.only_deliveries` only the frame that starts a delivery is held; the frames after it wait
+only for it, so each delivery, and no other answer, is late.
 
 With `slow_consumers` the proxy reads the AMQP frames instead of passing bytes: only what the broker
 sends on a channel after it confirmed a `basic.consume` whose `x-stream-offset` argument satisfies
@@ -37,6 +39,7 @@ class Pacing:
     gap: float = 0.6
     jitter: float = 0.0
     by_frame: bool = False
+    only_deliveries: bool = False
 
     def hold(self, rng: random.Random) -> float:
         return self.delay + (rng.uniform(0.0, self.jitter) if self.jitter else 0.0)
@@ -51,6 +54,12 @@ def _split_frames(buffer: bytes) -> tuple[list[tuple[bytes, pika.frame.Frame]], 
             return frames, buffer
         frames.append((buffer[:consumed], frame))
         buffer = buffer[consumed:]
+
+
+def _starts_delivery(frame: pika.frame.Frame) -> bool:
+    return isinstance(frame, pika.frame.Method) and isinstance(
+        frame.method, (pika.spec.Basic.Deliver, pika.spec.Basic.GetOk)
+    )
 
 
 class _Link:
@@ -125,10 +134,10 @@ class _Link:
             while data := self._broker.recv(65536):
                 if self._proxy.slow_consumers is not None:
                     buffer = self._route_broker_frames(buffer + data)
-                elif self._proxy.pacing.by_frame:
+                elif self._proxy.pacing.by_frame or self._proxy.pacing.only_deliveries:
                     frames, buffer = _split_frames(buffer + data)
-                    for raw, _ in frames:
-                        self._hold(raw)
+                    for raw, frame in frames:
+                        self._hold(raw, held=not self._proxy.pacing.only_deliveries or _starts_delivery(frame))
                 else:
                     self._hold(data)
         except OSError:
@@ -150,11 +159,12 @@ class _Link:
                     self._client.sendall(raw)
         return rest
 
-    def _hold(self, piece: bytes) -> None:
+    def _hold(self, piece: bytes, held: bool = True) -> None:
+        """Queue `piece` for the client: `held` pieces wait their pacing, the others only for those before them."""
         now = time.monotonic()
         pacing = self._proxy.pacing
         with self._due_ready:
-            if self._proxy.slowing:
+            if self._proxy.slowing and held:
                 due = max(now + pacing.hold(self._proxy.rng), self._last_due + pacing.gap)
             else:
                 due = max(now, self._last_due)
