@@ -5,7 +5,7 @@ import json
 import time
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from jsonschema.protocols import Validator
 
@@ -20,6 +20,7 @@ from bpsync_dagster.broker.messages import (
     info_error_body,
 )
 from bpsync_dagster.configuration.schemas import SHIPPED_SCHEMAS, load_schema, schema_validator
+from bpsync_dagster_tests.support.record_strategies import ids
 
 PREFIX = "SYNC"
 DATASET = "SYNC-001-12345"
@@ -251,15 +252,138 @@ def test_any_json_value_gives_a_decision(value: object, ascii_only: bool) -> Non
         assert_well_formed(decide(message, validator, PREFIX))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mapping_value=near_mappings)
-def test_a_decision_to_sync_is_a_message_the_schema_accepts(mapping_value: dict[str, object]) -> None:
+def test_a_decision_to_sync_from_a_near_mapping_is_a_message_the_schema_accepts(
+    mapping_value: dict[str, object],
+) -> None:
+    """Near-mappings are nearly all refused; `test_a_valid_mapping_*` below covers the valid branch."""
     decision = decide(json.dumps(mapping_value).encode(), ISOLATED, PREFIX)
 
+    event(type(decision).__name__)
     if isinstance(decision, SyncDataset):
         assert mapping_value["type"] == "mapping"
         assert decision.dataset_id == mapping_value["dataset_id"]
         assert list(decision.accession_ids) == mapping_value["accession_ids"]
+
+
+def valid_mappings(dataset_ids: st.SearchStrategy[str]) -> st.SearchStrategy[dict[str, object]]:
+    """Mappings every schema check and ID check passes, with extra fields the schema allows."""
+    return st.fixed_dictionaries(
+        {
+            "type": st.just("mapping"),
+            "dataset_id": dataset_ids,
+            "accession_ids": st.lists(ids(), min_size=1, max_size=5),
+        },
+        optional={"extra": json_values, "correlation": st.text(max_size=10)},
+    )
+
+
+local_mappings = valid_mappings(ids(min_size=0, max_size=30).map(lambda text: PREFIX + text))
+foreign_mappings = valid_mappings(ids(min_size=2, max_size=30).filter(lambda text: not text.startswith(PREFIX)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(message=local_mappings, ascii_only=st.booleans())
+def test_a_valid_mapping_of_a_local_dataset_is_synced_as_it_is(message: dict[str, object], ascii_only: bool) -> None:
+    decision = decide(json.dumps(message, ensure_ascii=ascii_only).encode(), ISOLATED, PREFIX)
+
+    assert decision == SyncDataset(message["dataset_id"], tuple(message["accession_ids"]))  # type: ignore[arg-type]
+    ISOLATED.validate(message)
+
+
+@settings(max_examples=100, deadline=None)
+@given(message=foreign_mappings)
+def test_a_valid_mapping_of_a_foreign_dataset_is_left_alone(message: dict[str, object]) -> None:
+    assert decide(json.dumps(message).encode(), ISOLATED, PREFIX) == ForeignDataset(message["dataset_id"])  # type: ignore[arg-type]
+
+
+WHITESPACE = st.sampled_from([" ", "\t", "\n", "\r", "\u00a0", "\u2028", "\u3000", "\x1f"])
+# Not printable, yet no whitespace: the schema's `\S` takes them, the ID check does not.
+NOT_PRINTABLE = st.characters(codec="utf-8", categories=("Cc", "Cf", "Co")).filter(lambda char: not char.isspace())
+NOT_STRINGS = st.none() | st.booleans() | st.integers() | st.lists(st.integers(), max_size=2)
+
+
+@st.composite
+def one_bad_change(draw: st.DrawFn) -> tuple[dict[str, object] | object, str, str]:
+    """A valid local mapping changed in one way, the field its reason names, and the cause it gives."""
+    message = dict(draw(local_mappings))
+    accession_ids = list(message["accession_ids"])  # type: ignore[call-overload]
+    index = draw(st.integers(min_value=0, max_value=len(accession_ids) - 1))
+    dataset_id = str(message["dataset_id"])
+    cut = draw(st.integers(min_value=1, max_value=len(dataset_id)))
+    kind = draw(
+        st.sampled_from(
+            [
+                "missing key",
+                "other type",
+                "dataset_id not a string",
+                "whitespace in dataset_id",
+                "whitespace in an accession_id",
+                "accession_id not a string",
+                "accession_ids not a list",
+                "non-printable in an accession_id",
+                "non-printable in dataset_id",
+                "dataset_id too long",
+                "no accession_ids",
+                "not an object",
+            ]
+        )
+    )
+    event(kind)
+    if kind == "missing key":
+        key = draw(st.sampled_from(["type", "dataset_id", "accession_ids"]))
+        del message[key]
+        return message, "the message", f"'{key}' is a required property"
+    if kind == "other type":
+        message["type"] = draw(st.text(max_size=10).filter(lambda text: text != "mapping"))
+        return message, "type", "'mapping' was expected"
+    if kind == "dataset_id not a string":
+        message["dataset_id"] = draw(NOT_STRINGS)
+        return message, "dataset_id", "is not of type 'string'"
+    if kind == "whitespace in dataset_id":
+        message["dataset_id"] = dataset_id[:cut] + draw(WHITESPACE) + dataset_id[cut:]
+        return message, "dataset_id", "does not match"
+    if kind == "whitespace in an accession_id":
+        accession_ids[index] += draw(WHITESPACE)
+        message["accession_ids"] = accession_ids
+        return message, f"accession_ids/{index}", "does not match"
+    if kind == "accession_id not a string":
+        accession_ids[index] = draw(NOT_STRINGS)
+        message["accession_ids"] = accession_ids
+        return message, f"accession_ids/{index}", "is not of type 'string'"
+    if kind == "accession_ids not a list":
+        message["accession_ids"] = draw(
+            st.text(max_size=10) | st.integers() | st.dictionaries(st.text(), st.integers())
+        )
+        return message, "accession_ids", "is not of type 'array'"
+    if kind == "non-printable in an accession_id":
+        accession_ids[index] = draw(NOT_PRINTABLE) + accession_ids[index]
+        message["accession_ids"] = accession_ids
+        return message, f"accession_ids/{index}", "which is not a printable character"
+    if kind == "non-printable in dataset_id":
+        message["dataset_id"] = dataset_id[:cut] + draw(NOT_PRINTABLE) + dataset_id[cut:]
+        return message, "dataset_id", "which is not a printable character"
+    if kind == "dataset_id too long":
+        message["dataset_id"] = dataset_id + "x" * (257 - len(dataset_id))
+        return message, "dataset_id", "is longer than 256 characters"
+    if kind == "no accession_ids":
+        message["accession_ids"] = []
+        return message, f"dataset {dataset_id}", "accession_ids is empty; the remote would reject an empty dataset"
+    return draw(NOT_STRINGS | st.text(max_size=10)), "the message", "is not of type 'object'"
+
+
+@settings(max_examples=300, deadline=None)
+@given(case=one_bad_change(), ascii_only=st.booleans())
+def test_one_bad_change_to_a_valid_mapping_names_its_field_and_cause(
+    case: tuple[object, str, str], ascii_only: bool
+) -> None:
+    message, field, cause = case
+
+    reason = invalid_reason(json.dumps(message, ensure_ascii=ascii_only).encode())
+
+    assert reason.startswith(f"{field}: "), reason
+    assert cause in reason and "; " not in reason.replace(cause, ""), reason
 
 
 # Poison messages: valid by the schema, but carrying what no run can carry.

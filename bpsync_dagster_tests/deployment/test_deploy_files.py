@@ -21,8 +21,11 @@ from dagster import DagsterInstance
 from dagster._core.instance.ref import InstanceRef
 from dagster._core.launcher import DefaultRunLauncher
 from dagster._core.run_coordinator import QueuedRunCoordinator
+from dagster._core.storage.dagster_run import DagsterRun
+from dagster._core.utils import make_new_run_id
 from dagster._grpc.client import DagsterGrpcClient
 from dagster._grpc.types import ListRepositoriesResponse
+from dagster_postgres import PostgresRunStorage
 from dagster_shared.serdes import deserialize_value
 
 from bpsync_dagster import definitions, sync_runs
@@ -500,7 +503,14 @@ def test_dagster_yaml_opens_an_instance(dagster_instance_env: tuple[Path, dict[s
             assert isinstance(instance.run_coordinator, QueuedRunCoordinator)
             assert instance.run_monitoring_enabled
             assert instance.run_retries_enabled and not instance.run_retries_retry_on_asset_or_op_failure
-            assert instance.get_runs_count() >= 0
+            assert isinstance(instance.run_storage, PostgresRunStorage)
+            assert instance.run_coordinator.get_run_queue_config().max_concurrent_runs == 10
+            probe = instance.add_run(DagsterRun(job_name="deploy_probe", run_id=make_new_run_id()))
+            try:
+                stored = instance.get_run_by_id(probe.run_id)
+                assert stored is not None and stored.job_name == "deploy_probe"
+            finally:
+                instance.delete_run(probe.run_id)
         finally:
             instance.dispose()
 

@@ -102,7 +102,12 @@ def test_a_remote_that_stays_down_fails_the_run_in_one_line_and_reexecution_only
 
 @pytest.mark.parametrize(
     ("status", "expected"),
-    [(401, "refused the credentials of sync.remote.user"), (422, "HTTP 422")],
+    [
+        (401, "refused the credentials of sync.remote.user"),
+        (422, "HTTP 422"),
+        # Only 200 is success (sync-spec step 6): a 201 did not confirm the dataset either.
+        (201, 'HTTP 201 {"error": "injected failure"}'),
+    ],
 )
 def test_client_errors_fail_at_once_in_one_line(
     witnessed_node: tuple[Node, ManifestWitness], status: int, expected: str

@@ -42,9 +42,18 @@ def latest_materialization(instance: dg.DagsterInstance, dataset_id: str) -> dg.
     return records[0].asset_materialization
 
 
-def queued_datasets(instance: dg.DagsterInstance, launched_by: str) -> set[str]:
+def queued_datasets_runs(instance: dg.DagsterInstance, launched_by: str) -> list[dg.DagsterRun]:
     runs = instance.get_runs(dg.RunsFilter(job_name="sync_dataset"))
-    return {run.tags["dataset_id"] for run in runs if run.tags.get(LAUNCHED_BY_TAG, "").startswith(launched_by)}
+    return [run for run in runs if run.tags.get(LAUNCHED_BY_TAG, "").startswith(launched_by)]
+
+
+def queued_datasets(instance: dg.DagsterInstance, launched_by: str) -> set[str]:
+    return {run.tags["dataset_id"] for run in queued_datasets_runs(instance, launched_by)}
+
+
+def backfill_lines(stdout: str) -> list[str]:
+    """What `bpsync backfill` printed, without the log lines."""
+    return [line for line in stdout.splitlines() if line.startswith(("bpsync: ", "  "))]
 
 
 def test_audit_finds_drift_resyncs_it_and_backfill_syncs_only_what_never_was(
@@ -112,11 +121,19 @@ def test_audit_finds_drift_resyncs_it_and_backfill_syncs_only_what_never_was(
 
     dry_run = node.bpsync("backfill", "--dry-run")
     assert dry_run.returncode == 0, dry_run.stderr
-    assert f"  {never}: would be synced" in dry_run.stdout
-    assert f"  {deleted}: a sync is already queued or running" not in dry_run.stdout  # synced before: not listed
+    # The drifted datasets were synced before: a backfill lists only the one never synced.
+    assert backfill_lines(dry_run.stdout) == [
+        "bpsync: 4 local datasets, 1 not synced ever",
+        f"  {never}: would be synced",
+    ]
     backfill = node.bpsync("backfill")
     assert backfill.returncode == 0, backfill.stderr
-    assert "1 sync runs submitted to the run queue" in backfill.stdout
+    (queued,) = queued_datasets_runs(instance, "bpsync backfill")
+    assert backfill_lines(backfill.stdout) == [
+        "bpsync: 4 local datasets, 1 not synced ever",
+        f"  {never}: run {queued.run_id} queued",
+        "bpsync: 1 sync runs submitted to the run queue; the daemon launches them within its limits",
+    ]
     assert queued_datasets(instance, "bpsync backfill") == {never}
 
     with Daemon(node.environment(), tmp_path / "daemon.log"):
@@ -134,6 +151,12 @@ def test_audit_finds_drift_resyncs_it_and_backfill_syncs_only_what_never_was(
     assert node.decrypt_synced(datasets[never][0].path) == datasets[never][0].plaintext
     assert run_audit(instance) == {"in_sync": sorted(datasets), "drifted": [], "never_synced": [], "resync_runs": []}
     again = node.bpsync("backfill")
-    assert "4 local datasets, 0 not synced ever" in again.stdout
+    assert backfill_lines(again.stdout) == [
+        "bpsync: 4 local datasets, 0 not synced ever",
+        "bpsync: 0 sync runs submitted to the run queue; the daemon launches them within its limits",
+    ]
     since = node.bpsync("backfill", "--dry-run", "--since", "2999-01-01")
-    assert "4 local datasets, 4 not synced since 2999-01-01T00:00:00+00:00" in since.stdout
+    assert backfill_lines(since.stdout)[0] == "bpsync: 4 local datasets, 4 not synced since 2999-01-01T00:00:00+00:00"
+    assert sorted(backfill_lines(since.stdout)[1:]) == sorted(
+        f"  {dataset_id}: would be synced" for dataset_id in datasets
+    )

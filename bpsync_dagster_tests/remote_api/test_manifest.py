@@ -5,7 +5,7 @@ import hashlib
 import json
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from bpsync_dagster.configuration.schemas import SHIPPED_SCHEMAS
@@ -17,6 +17,7 @@ from bpsync_dagster.remote_api import (
     validate_manifest,
 )
 from bpsync_dagster.sda_database import FileRecord
+from bpsync_dagster_tests.support.record_strategies import good_datasets
 
 FILE_SYNC_SCHEMA = json.loads((SHIPPED_SCHEMAS / "bigpicture" / "file-sync.json").read_text())
 DATASET = "SYNC-001-12345"
@@ -129,12 +130,17 @@ records = st.builds(
 
 
 @settings(max_examples=200, deadline=None)
-@given(dataset_id=any_text, found=st.lists(records, max_size=3))
-def test_manifest_checks_raise_only_manifest_error(dataset_id: str, found: list[FileRecord]) -> None:
+@given(dataset=st.tuples(any_text, st.lists(records, max_size=3)) | good_datasets(max_files=3))
+def test_manifest_checks_raise_only_manifest_error(dataset: tuple[str, list[FileRecord]]) -> None:
+    """Any text in every field, or a valid dataset, so that both branches run."""
+    dataset_id, found = dataset
     try:
         manifest = build_manifest(dataset_id, found)
         validate_manifest(manifest, FILE_SYNC_SCHEMA)
     except ManifestError as error:
+        event("refused")
         assert str(error).startswith(f"dataset {dataset_id}: ")
     else:
+        event("accepted")
         assert json.loads(manifest_body(manifest)) == manifest
+        assert [entry["file_id"] for entry in manifest["dataset_files"]] == [one.accession_id for one in found]

@@ -3,7 +3,7 @@
 import dataclasses
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
 
 from bpsync_dagster.sda_database.records import (
@@ -13,6 +13,7 @@ from bpsync_dagster.sda_database.records import (
     destination_problem,
     record_problems,
 )
+from bpsync_dagster_tests.support.record_strategies import good_datasets, ids
 
 DATASET = "SYNC-001-12345"
 SHA = "82e4e60e7beb3db2e06a00a079788f7d71f75b61a4b75f28c4c942703dabb6d6"
@@ -166,6 +167,110 @@ def test_checksum_with_trailing_newline_is_refused() -> None:
     ]
 
 
+CONTROL_CHARACTERS = st.characters(categories=("Cc",))
+
+
+@st.composite
+def bad_destination(draw: st.DrawFn, path: str) -> tuple[str, str]:
+    """`path` made unusable in one way, and the problem `destination_problem` names."""
+    cut = draw(st.integers(min_value=0, max_value=len(path)))
+    return draw(
+        st.sampled_from(
+            [
+                ("/" + path, "submission_file_path is absolute"),
+                (f"{path}/../x", "submission_file_path contains '..'"),
+                (f"{path}//x", "submission_file_path has an empty or '.' component"),
+                (f"./{path}", "submission_file_path has an empty or '.' component"),
+                (path[:cut] + "\\" + path[cut:], "submission_file_path contains a backslash"),
+                (
+                    path[:cut] + draw(CONTROL_CHARACTERS) + path[cut:],
+                    "submission_file_path contains control characters",
+                ),
+                (path[:cut] + "\udcff" + path[cut:], "submission_file_path is not valid UTF-8"),
+                (path + "/" + "x" * 256, "submission_file_path has a component longer than 255 bytes"),
+                ("/".join([path, *["y" * 250] * 4]), "submission_file_path is longer than 1024 bytes"),
+            ]
+        )
+    )
+
+
+@st.composite
+def one_bad_record(draw: st.DrawFn) -> tuple[str, list[FileRecord], int, str]:
+    """A good dataset with one record changed so that exactly one check fails: the dataset, its
+    records, the changed record's index and the problem named for it."""
+    dataset_id, records = draw(good_datasets())
+    index = draw(st.integers(min_value=0, max_value=len(records) - 1))
+    chosen = records[index]
+    digest = chosen.unencrypted_sha256 or SHA
+    bad_digest = draw(
+        st.sampled_from([digest[:-1], digest + "0", digest[:-1] + "g", digest[:10] + " " + digest[11:], digest + "\n"])
+    )
+    other_dataset = draw(st.sampled_from(["SYNC-999-00000", dataset_id + "-other"]))
+    path, path_problem = draw(bad_destination(chosen.submission_file_path))
+    changes, problem = draw(
+        st.sampled_from(
+            [
+                ({"submission_file_path": path}, path_problem),
+                ({"datasets": (other_dataset,)}, f"the file belongs to dataset {other_dataset}, not {dataset_id}"),
+                ({"header_hex": ""}, "the file has no header"),
+                (
+                    {"header_hex": chosen.header_hex + draw(st.sampled_from(["0", "zz", "g0"]))},
+                    "the header is not valid hex",
+                ),
+                ({"archive_location": ""}, "the file has no archive location or path"),
+                ({"archive_file_path": ""}, "the file has no archive location or path"),
+                (
+                    {"unencrypted_sha256": draw(st.sampled_from([None, ""]))},
+                    "the file has no SHA256 UNENCRYPTED checksum",
+                ),
+                ({"unencrypted_sha256": bad_digest}, "the SHA256 UNENCRYPTED checksum is not 64 hex digits"),
+                ({"archived_sha256": bad_digest}, "the SHA256 ARCHIVED checksum is not 64 hex digits"),
+                ({"submission_user": ""}, "the file has no submission_user"),
+            ]
+        )
+    )
+    changed = list(records)
+    changed[index] = dataclasses.replace(chosen, **changes)
+    return dataset_id, changed, index, problem
+
+
+@settings(max_examples=200, deadline=None)
+@given(dataset=good_datasets(), requested_all=st.booleans())
+def test_records_valid_by_construction_pass(dataset: tuple[str, list[FileRecord]], requested_all: bool) -> None:
+    dataset_id, found = dataset
+    requested = [one.accession_id for one in found] if requested_all else []
+
+    check_records(dataset_id, requested, found)
+
+    assert all(record_problems(one, dataset_id) == [] for one in found)
+
+
+@settings(max_examples=200, deadline=None)
+@given(case=one_bad_record())
+def test_one_bad_field_is_named_for_its_record(case: tuple[str, list[FileRecord], int, str]) -> None:
+    dataset_id, found, index, problem = case
+    bad = found[index]
+    event("the file belongs to another dataset" if problem.startswith("the file belongs") else problem)
+
+    assert record_problems(bad, dataset_id) == [problem]
+    assert all(record_problems(one, dataset_id) == [] for position, one in enumerate(found) if position != index)
+    with pytest.raises(RecordError) as caught:
+        check_records(dataset_id, [one.accession_id for one in found], found)
+    assert str(caught.value) == f"dataset {dataset_id}: {bad.describe()}: {problem}"
+
+
+@settings(max_examples=100, deadline=None)
+@given(dataset=good_datasets(), unknown=ids(min_size=11))
+def test_a_requested_file_that_is_not_found_is_named(dataset: tuple[str, list[FileRecord]], unknown: str) -> None:
+    dataset_id, found = dataset
+    assume(unknown not in {one.accession_id for one in found})
+
+    with pytest.raises(RecordError) as caught:
+        check_records(dataset_id, [*(one.accession_id for one in found), unknown], found)
+
+    assert str(caught.value) == f"dataset {dataset_id}: {unknown}: not in sda.files"
+
+
 any_text = st.text(st.characters(codec=None, exclude_categories=()), max_size=40) | st.sampled_from(
     ["", SHA, "..", "/a"]
 )
@@ -186,14 +291,17 @@ records = st.builds(
 
 @settings(max_examples=200, deadline=None)
 @given(dataset_id=any_text, requested=st.lists(any_text, max_size=4), found=st.lists(records, max_size=4))
-def test_checks_raise_only_record_error(dataset_id: str, requested: list[str], found: list[FileRecord]) -> None:
+def test_any_records_raise_only_record_error(dataset_id: str, requested: list[str], found: list[FileRecord]) -> None:
+    """Arbitrary text in every field: nearly always refused (the valid branch is covered above)."""
     for one in found:
         problems = record_problems(one, dataset_id)
         assert all(isinstance(problem, str) and problem for problem in problems)
     try:
         check_records(dataset_id, requested, found)
     except RecordError as error:
+        event("refused")
         assert str(error).startswith(f"dataset {dataset_id}: ")
     else:
+        event("accepted")
         assert all(record_problems(one, dataset_id) == [] for one in found)
         assert set(requested) <= {one.accession_id for one in found}

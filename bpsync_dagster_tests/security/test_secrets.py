@@ -11,12 +11,15 @@ row of every table of the instance's database.
 
 import base64
 import json
+import os
+import re
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
 import dagster as dg
 import psycopg2
+import pytest
 from dagster._core.scheduler.instigation import InstigatorType
 from dagster._serdes import serialize_value
 from psycopg2 import sql
@@ -30,6 +33,7 @@ from bpsync_dagster_tests.support.environment import (
     Node,
 )
 from bpsync_dagster_tests.support.rabbitmq import topology
+from bpsync_dagster_tests.support.s3_server import S3_SERVERS
 from bpsync_dagster_tests.support.sda_database import SERVER_DSN
 
 WRONG_REMOTE_PASSWORD = "wrong-remote-password-5e1"
@@ -142,3 +146,31 @@ def test_no_secret_is_written_anywhere_with_debug_logging(make_isolated_node, tm
     assert b"HTTP 401" in everything and b"wrong passphrase" in everything
     assert b": in place at " in everything, "the debug lines of copy_files were not captured"
     assert leaks(sources, secret_forms(node)) == []
+
+
+def configured_secrets(value: object, key: str = "") -> Iterator[str]:
+    """The values of every password, passphrase or secret key in a configuration tree."""
+    if isinstance(value, dict):
+        for name, item in value.items():
+            yield from configured_secrets(item, str(name))
+    elif isinstance(value, list):
+        for item in value:
+            yield from configured_secrets(item, key)
+    elif isinstance(value, str) and SECRET_NAME.search(key):
+        yield value
+
+
+SECRET_NAME = re.compile(r"password|passphrase|secret", re.IGNORECASE)
+
+
+@pytest.mark.parametrize("s3_server", S3_SERVERS, indirect=True)
+def test_the_secrets_searched_for_are_exactly_those_the_test_nodes_configure(make_node) -> None:
+    """`SECRETS` (what every leak check searches for) misses none of the node's secrets: its config
+    file, its environment (Dagster's database, the remote's password) and the broker's service user."""
+    node: Node = make_node("s3", "s3")
+    environment = node.environment()
+    set_by_the_node = {name: value for name, value in environment.items() if os.environ.get(name) != value}
+
+    found = set(configured_secrets(node.config())) | set(configured_secrets(set_by_the_node))
+
+    assert found == set(SECRETS)

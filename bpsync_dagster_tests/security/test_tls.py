@@ -8,6 +8,7 @@ missing client certificate, must be refused with one clear line and no traceback
 """
 
 import json
+import re
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -178,13 +179,18 @@ BROKER_REFUSALS: dict[str, tuple[Callable[[TlsFiles], dict[str, str]], str]] = {
         lambda files: {"BROKER_CACERT": str(files.other_ca_certificate)},
         "certificate verify failed",
     ),
-    "no client certificate": (lambda files: {"BROKER_VERIFYPEER": "false"}, ""),
+    # Under TLS 1.3 the server checks the client after the handshake: its alert may reach the client,
+    # or only the closed connection.
+    "no client certificate": (
+        lambda files: {"BROKER_VERIFYPEER": "false"},
+        r"(?i)certificate required|EOF occurred in violation of protocol",
+    ),
     "client certificate of an unknown CA": (
         lambda files: {
             "BROKER_CLIENTCERT": str(files.other_client.certificate),
             "BROKER_CLIENTKEY": str(files.other_client.key),
         },
-        "",
+        r"(?i)alert unknown ca|EOF occurred in violation of protocol",
     ),
 }
 
@@ -202,7 +208,7 @@ def test_the_broker_connection_is_refused_in_one_line(
     assert result.returncode == 1, result.stdout
     line = check_line(result.stdout, "broker")
     assert f": cannot connect to 127.0.0.1:{tls_broker.tls_port}: " in line, line
-    assert reason in line, line
+    assert re.search(reason, line), line
     assert_no_traceback(result)
     with pytest.raises(BrokerError, match=f"cannot connect to the broker 127.0.0.1:{tls_broker.tls_port}"):
         with BrokerSession(load_settings(node.environment()).broker):
@@ -236,7 +242,7 @@ DATABASE_REFUSALS: dict[str, tuple[Callable[[TlsFiles], dict[str, str]], str]] =
     ),
     "no client certificate": (
         lambda files: {"DB_SSLMODE": "verify-ca", "DB_CLIENTCERT": "", "DB_CLIENTKEY": ""},
-        "certificate",
+        "connection requires a valid client certificate",
     ),
 }
 

@@ -4,14 +4,23 @@ instance; ticks evaluated in the test process as the daemon would)."""
 
 import json
 
+import dagster as dg
 import jsonschema
+from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
 
+from bpsync_dagster.sensors import MAPPING_SENSOR_NAME
 from bpsync_dagster_tests.support.environment import PROJECT_ROOT, Node
 from bpsync_dagster_tests.support.rabbitmq import topology
 from bpsync_dagster_tests.support.sensor_ticks import configure_sensor, evaluate_tick, mapping, store_runs
 
 INFO_ERROR_SCHEMA = json.loads((PROJECT_ROOT / "schemas" / "federated" / "info-error.json").read_text())
 MIB = 1024 * 1024
+
+
+def correlation_ids_of_runs(instance: dg.DagsterInstance, queue: str) -> list[str]:
+    """The correlation IDs of the runs Dagster holds for messages of `queue`."""
+    runs = instance.get_runs(dg.RunsFilter(tags={SENSOR_NAME_TAG: MAPPING_SENSOR_NAME}))
+    return sorted(run.tags.get("correlation_id", "") for run in runs if run.tags[RUN_KEY_TAG].startswith(f"{queue}:"))
 
 
 def bad_messages(node: Node) -> dict[str, tuple[bytes, str]]:
@@ -51,7 +60,9 @@ def test_bad_messages_get_one_info_error_each_and_the_next_good_one_a_run(sensor
         names.publish(mapping(good_dataset, "SYNC-F1", "SYNC-F2"), correlation_id="good")
 
         result = evaluate_tick(instance, None)
+        store_runs(instance, result)
 
+        assert correlation_ids_of_runs(instance, names.mapping_queue) == ["good"]
         (request,) = result.run_requests
         assert request.run_key == f"{names.mapping_queue}:0:{len(bad)}"
         assert request.tags == {"dataset_id": good_dataset, "correlation_id": "good"}
@@ -67,8 +78,10 @@ def test_bad_messages_get_one_info_error_each_and_the_next_good_one_a_run(sensor
 
         names.publish(mapping(good_dataset, "SYNC-F3"), correlation_id="after")
         later = evaluate_tick(instance, result.cursor)
+        store_runs(instance, later)
 
         assert [request.tags["correlation_id"] for request in later.run_requests] == ["after"]
+        assert correlation_ids_of_runs(instance, names.mapping_queue) == ["after", "good"]
         assert names.error_messages() == []
 
 
@@ -85,3 +98,4 @@ def test_an_id_with_a_lone_surrogate_gets_an_info_error_not_a_run(sensor_node: N
 
         store_runs(instance, result)
         assert [properties.correlation_id for _, properties in names.error_messages()] == ["surrogate"]
+        assert result.run_requests == [] and correlation_ids_of_runs(instance, names.mapping_queue) == []

@@ -2,6 +2,7 @@
 run whose process died after its manifest was delivered (the dataset is synced), and a failure that
 happens while the broker is down is reported once it is back, exactly once."""
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,9 +11,17 @@ import dagster as dg
 import pytest
 from dagster._core.definitions.run_status_sensor_definition import RunStatusSensorCursor
 from dagster._core.scheduler.instigation import TickStatus
+from dagster._core.storage.tags import (
+    MAX_RETRIES_TAG,
+    RETRY_ON_ASSET_OR_OP_FAILURE_TAG,
+    ROOT_RUN_ID_TAG,
+    WILL_RETRY_TAG,
+)
 
 from bpsync_dagster.resources import BrokerResource
 from bpsync_dagster.sensors import failed_sync_reporter
+from bpsync_dagster.sensors.failed_sync_reporter import REPORTED_TAG
+from bpsync_dagster.sync_runs import create_sync_run, sync_run_config
 from bpsync_dagster_tests.support.asset_checks import latest_check_evaluation
 from bpsync_dagster_tests.support.daemon import Daemon, wait_until
 from bpsync_dagster_tests.support.environment import Node
@@ -108,3 +117,43 @@ def test_a_sync_that_fails_while_the_broker_is_down_is_reported_once_it_is_back(
     ((body, _),) = names.error_messages()
     assert body["error"] == "Dataset sync failed in sync service"
     assert failed.dataset_id in body["reason"] and failed.run_id in body["reason"]
+
+
+def test_a_failed_run_that_will_be_retried_is_reported_only_once_its_last_retry_fails(
+    make_isolated_node, monkeypatch, tmp_path: Path
+) -> None:
+    """A run retried by Dagster's run retries (`dagster/max_retries`) fails twice under the real
+    daemon: only the retry's failure, the last, is reported."""
+    node: Node = make_isolated_node()
+    with topology(node.prefix, "stream") as names:
+        node.extra_env = {"BROKER_QUEUE": names.mapping_queue, "BROKER_EXCHANGE": names.exchange}
+        instance = node.configure_this_process(monkeypatch)
+        dataset_id = node.dataset_id("retried")
+        files = node.add_dataset(dataset_id, [(f"f{index}.c4gh", os.urandom(1000 + index)) for index in range(2)])
+        node.archived_body_path(files[-1].accession_id).unlink()
+        with Daemon(node.environment(), tmp_path / "daemon.log"):
+            wait_until(lambda: sensor_cursor(instance, failed_sync_reporter.name), 90, "the reporter's first tick")
+            first = create_sync_run(
+                instance,
+                dataset_id,
+                sync_run_config(dataset_id, [], 4),
+                {MAX_RETRIES_TAG: "1", RETRY_ON_ASSET_OR_OP_FAILURE_TAG: "true"},
+            )
+            instance.submit_run(first.run_id, workspace=None)
+
+            def finished_retry() -> dg.DagsterRun | None:
+                retries = instance.get_runs(dg.RunsFilter(tags={ROOT_RUN_ID_TAG: first.run_id}))
+                return next((run for run in retries if run.is_finished and WILL_RETRY_TAG in run.tags), None)
+
+            retry = wait_until(finished_retry, 240, "the failed retry of the failed run")
+            wait_until(names.error_count, 60, "the info-error of the last retry")
+            reported_at = time.time()
+            wait_until(lambda: _reporter_ticked_since(instance, reported_at), 60, "one more reporter tick")
+
+        failed_first = instance.get_run_by_id(first.run_id)
+        assert failed_first is not None and failed_first.status == dg.DagsterRunStatus.FAILURE
+        assert failed_first.tags[WILL_RETRY_TAG] == "true" and REPORTED_TAG not in failed_first.tags
+        assert retry.status == dg.DagsterRunStatus.FAILURE and retry.tags[WILL_RETRY_TAG] == "false"
+        ((body, _),) = names.error_messages()
+    assert body["reason"].startswith(f"dataset {dataset_id}: run {retry.run_id} failed: ")
+    assert first.run_id not in body["reason"]
