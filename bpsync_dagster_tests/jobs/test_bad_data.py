@@ -82,6 +82,23 @@ def test_every_unsyncable_record_is_named_before_anything_is_copied(make_node, s
     assert_nothing_left(node)
 
 
+def test_two_files_with_one_submission_file_path_are_refused_for_good_before_anything_is_copied(make_node) -> None:
+    node: Node = make_node("posix", "s3")
+    dataset_id = node.dataset_id("same-path")
+    path = f"{node.prefix}/same.c4gh"
+    first = node.add_file(f"{dataset_id}-F1", path, b"first file")
+    second = node.add_file(f"{dataset_id}-F2", path, b"second file")
+    node.map_dataset(dataset_id, [first.accession_id, second.accession_id])
+
+    result = node.sync_mapped(dataset_id)
+
+    line = failure_line(result, dataset_id)
+    assert f"{first.accession_id} and {second.accession_id} have the same submission_file_path '{path}'" in line
+    assert "in step fetch_file_records" in line
+    assert "will retry" not in result.stdout
+    assert_nothing_left(node)
+
+
 def test_postgres_refuses_a_nul_in_submission_file_path(make_node) -> None:
     """NUL cannot reach a sync: the SDA database cannot store it (records.py refuses it all the same)."""
     node: Node = make_node("posix", "posix")
