@@ -76,7 +76,7 @@ class RemoteSyncApi:
             ) from None
         if response.status_code == 200:
             return PostResult(self.url, 200, response.elapsed.total_seconds())
-        detail = " ".join(response.text.split())[:200]
+        detail = escaped(" ".join(response.text.split())[:200])
         message = f"dataset {dataset}: the remote API {self.url} answered HTTP {response.status_code}"
         if 300 <= response.status_code < 400:
             raise RemoteApiError(

@@ -4,6 +4,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from bpsync_dagster.dataset_ids import escaped
+
 SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 MAX_KEY_BYTES = 1024
 MAX_NAME_BYTES = 255
@@ -30,7 +32,8 @@ class FileRecord:
     datasets: tuple[str, ...] | None = None
 
     def describe(self) -> str:
-        return f"{self.accession_id} ({self.submission_file_path!r})"
+        """The accession ID and the path, escaped: both are read from the database."""
+        return f"{escaped(self.accession_id)} ({self.submission_file_path!r})"
 
 
 def destination_problem(path: str) -> str | None:
