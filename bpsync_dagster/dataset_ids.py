@@ -1,4 +1,5 @@
-"""What a dataset or accession ID may be, checked before an ID is stored anywhere (run config, tags).
+"""What a dataset or accession ID may be, checked before an ID is stored anywhere (run config, tags),
+and how an ID or any text read from a message, the SDA database or the remote is shown.
 
 SDA mints short IDs (`EGAD00000000001`, `SYNC-001-12345`, a DOI or URN at most). An ID becomes a
 run's config, its `dataset_id` tag, a partition key of `synced_dataset` and a query parameter:
@@ -10,6 +11,17 @@ private-use, unassigned or surrogate code point, no space.
 
 MAX_ID_LENGTH = 256
 SHOWN_LENGTH = 64
+
+
+def escaped(text: str) -> str:
+    """`text` safe to show in a log line, run metadata or a message: every character that is not
+    printable (controls such as ESC and newline, format characters such as the bidi override
+    U+202E, separators other than the space, private-use, unassigned and surrogate code points) is
+    written as Python's repr writes it (`\\x1b`, `\\n`, `\\u202e`). Backslashes are kept as they are,
+    so escaping twice changes nothing; the result is for reading, not for parsing back."""
+    if text.isprintable():
+        return text
+    return "".join(character if character.isprintable() else repr(character)[1:-1] for character in text)
 
 
 def shown(value: str | bytes) -> str:

@@ -9,11 +9,13 @@ error naming both.
 """
 
 import datetime
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from dagster._utils.schedules import is_valid_cron_string
 
@@ -172,8 +174,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     config_file = read_config_file(environ)
     source = _Source(config_file.values, config_file.path, environ)
     center_prefix = source.text("sync.centerPrefix", required=True)
+    warnings: list[str] = []
     remote = RemoteApiSettings(
-        host=source.text("sync.remote.host", required=True),
+        host=_remote_host(source, warnings),
         port=source.integer("sync.remote.port", "sync.remote.post", minimum=1, maximum=65535),
         user=source.text("sync.remote.user", required=True),
         password=source.text("sync.remote.password", required=True),
@@ -188,7 +191,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     )
     broker = _broker(source)
     database = _database(source)
-    warnings: list[str] = []
     archive = _storage(config_file, "archive", warnings)
     sync = _storage(config_file, "sync", warnings)
     if not archive.entries:
@@ -220,6 +222,38 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 def _required(value: T | None) -> T:
     assert value is not None
     return value
+
+
+def _remote_host(source: _Source, warnings: list[str]) -> str:
+    """`sync.remote.host`, refused when it holds credentials (they would reach logs and run metadata
+    with the URL); a warning when Basic auth would cross the network in clear text (http to another
+    host than this one: a TLS proxy beside the service may listen on the loopback)."""
+    host = source.text("sync.remote.host", required=True)
+    key = source.describe(("sync.remote.host",))
+    try:
+        parts = urlsplit(host if "://" in host else f"https://{host}")
+    except ValueError as error:
+        raise ConfigError(f"{key} is not a URL: {error}") from None
+    if "@" in parts.netloc:
+        raise ConfigError(
+            f"{key} holds credentials (user:password@ before the host): set sync.remote.user and "
+            "sync.remote.password instead"
+        )
+    if parts.scheme.lower() == "http" and not _is_loopback(parts.hostname or ""):
+        warnings.append(
+            f"config: {key} is http: the password of sync.remote.user goes to the remote in clear text "
+            "(Basic auth); use https"
+        )
+    return host
+
+
+def _is_loopback(hostname: str) -> bool:
+    if hostname.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        return False
 
 
 def _broker(source: _Source) -> BrokerSettings:

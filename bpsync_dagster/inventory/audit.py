@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bpsync_dagster.c4gh import NodeKeys, reencrypt_header
+from bpsync_dagster.dataset_ids import escaped
 from bpsync_dagster.sda_database import FileRecord
 from bpsync_dagster.storage import SyncStorage
 from bpsync_dagster.storage.transfer import rest_sha256
@@ -21,7 +22,8 @@ class FileProblem:
     problem: str
 
     def describe(self) -> str:
-        return f"{self.accession_id} ({self.path}): {self.problem}"
+        """The file and its problem, escaped: IDs and paths are read from the database."""
+        return escaped(f"{self.accession_id} ({self.path}): {self.problem}")
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ import dagster as dg
 from pydantic import Field
 
 from bpsync_dagster.configuration import service_settings
+from bpsync_dagster.dataset_ids import escaped
 from bpsync_dagster.inventory import (
     DATASET_PARTITIONS,
     MATCHES_SDA_CHECK,
@@ -92,7 +93,9 @@ def _check_evaluation(audit: DatasetAudit) -> dg.AssetCheckEvaluation:
         metadata={
             "files": audit.files,
             "never_synced": not audit.synced_before,
-            "missing": [problem.accession_id for problem in audit.problems if problem.problem.startswith("missing")],
+            "missing": [
+                escaped(problem.accession_id) for problem in audit.problems if problem.problem.startswith("missing")
+            ],
             "problems": [problem.describe() for problem in audit.problems],
         },
     )

@@ -8,6 +8,7 @@ from dagster._utils.error import SerializableErrorInfo
 
 from bpsync_dagster.c4gh import HeaderError, KeyLoadError
 from bpsync_dagster.configuration import ConfigError
+from bpsync_dagster.dataset_ids import escaped
 from bpsync_dagster.remote_api import (
     ManifestError,
     RemoteApiError,
@@ -41,27 +42,28 @@ def is_final(error: BaseException) -> bool:
 
 @contextmanager
 def final_failures() -> Iterator[None]:
-    """Turn final errors into a `dg.Failure` that is not retried; let the rest through to the retry policy."""
+    """Turn final errors into a `dg.Failure` that is not retried, its text escaped (it may hold IDs and
+    paths from the SDA database or answers of a remote); let the rest through to the retry policy."""
     try:
         yield
     except Exception as error:
         if is_final(error):
-            raise dg.Failure(description=str(error), allow_retries=False) from None
+            raise dg.Failure(description=escaped(str(error)), allow_retries=False) from None
         raise
 
 
 def innermost_message(error: SerializableErrorInfo) -> str:
-    """The root cause's message, without the exception's class name."""
+    """The root cause's message, without the exception's class name, escaped."""
     while error.cause is not None:
         error = error.cause
     first_line = error.message.strip().split("\n")[0]
     class_name, separator, message = first_line.partition(": ")
-    return message if separator and " " not in class_name else first_line
+    return escaped(message if separator and " " not in class_name else first_line)
 
 
 def failure_reason(event: dg.DagsterEvent) -> str:
-    """Why a step failed, in the words of the error that failed it."""
+    """Why a step failed, in the words of the error that failed it, escaped."""
     data = event.step_failure_data
     if data.user_failure_data is not None and data.user_failure_data.description:
-        return data.user_failure_data.description
+        return escaped(data.user_failure_data.description)
     return innermost_message(data.error) if data.error else "unknown error"

@@ -8,6 +8,7 @@ together at most every `interval` seconds; the copy step's metadata keeps the fu
 import time
 from collections.abc import Callable
 
+from bpsync_dagster.dataset_ids import escaped
 from bpsync_dagster.storage import CopyOutcome
 
 FILES_NAMED_PER_LINE = 20
@@ -59,4 +60,4 @@ class CopyProgress:
 
 def _describe(outcome: CopyOutcome) -> str:
     action = "already in place" if outcome.skipped else f"copied {outcome.bytes_written} bytes"
-    return f"{outcome.accession_id} {action} at {outcome.destination}"
+    return f"{escaped(outcome.accession_id)} {action} at {escaped(outcome.destination)}"

@@ -9,7 +9,7 @@ import dagster as dg
 from pydantic import Field
 
 from bpsync_dagster.c4gh import reencrypt_header
-from bpsync_dagster.dataset_ids import InvalidId, check_id
+from bpsync_dagster.dataset_ids import InvalidId, check_id, escaped
 from bpsync_dagster.inventory import DATASET_PARTITIONS, MATCHES_SDA_CHECK, SYNCED_DATASET
 from bpsync_dagster.jobs.failures import (
     COPY_RETRY,
@@ -120,7 +120,7 @@ def reencrypt_headers(
             files.append(FileToCopy(record, header))
     if problems:
         raise dg.Failure(
-            description=f"dataset {dataset.dataset_id}: cannot re-encrypt headers: {'; '.join(problems[:10])}",
+            description=escaped(f"dataset {dataset.dataset_id}: cannot re-encrypt headers: {'; '.join(problems[:10])}"),
             allow_retries=False,
         )
     context.add_output_metadata({"headers": len(files)})
@@ -158,9 +158,10 @@ def copy_files(
                     continue
                 outcome = future.result()
                 outcomes.append(outcome)
+                accession_id = escaped(record.accession_id)
                 logger.debug(
-                    f"dataset {dataset.dataset_id} file {record.accession_id}: in place at {outcome.destination}",
-                    extra={**log_context, "accession_id": record.accession_id},
+                    f"dataset {dataset.dataset_id} file {accession_id}: in place at {escaped(outcome.destination)}",
+                    extra={**log_context, "accession_id": accession_id},
                 )
                 _log_progress(progress.add(outcome), log_context)
         for future in pending:
@@ -168,7 +169,7 @@ def copy_files(
     _log_progress(progress.flush(), log_context)
     if failures:
         reasons = "; ".join(f"{record.describe()}: {error}" for record, error in failures)
-        message = f"dataset {dataset.dataset_id}: copy failed: {reasons}"
+        message = escaped(f"dataset {dataset.dataset_id}: copy failed: {reasons}")
         if any(is_final(error) for _, error in failures):
             raise dg.Failure(description=message, allow_retries=False)
         raise CopyFailed(message)
@@ -190,8 +191,8 @@ def _copy_metadata(outcomes: list[CopyOutcome]) -> dict[str, dg.MetadataValue]:
         records=[
             dg.TableRecord(
                 {
-                    "accession_id": outcome.accession_id,
-                    "destination": outcome.destination,
+                    "accession_id": escaped(outcome.accession_id),
+                    "destination": escaped(outcome.destination),
                     "action": "skipped" if outcome.skipped else "copied",
                     "bytes": outcome.bytes_written,
                     "seconds": round(outcome.seconds, 3),
@@ -232,7 +233,9 @@ def build_file_sync_manifest(
     missing = [record.accession_id for record in dataset.records if record.accession_id not in in_place]
     if missing:
         raise dg.Failure(
-            description=f"dataset {dataset.dataset_id}: not every file is in sync storage ({', '.join(missing)})",
+            description=escaped(
+                f"dataset {dataset.dataset_id}: not every file is in sync storage ({', '.join(missing)})"
+            ),
             allow_retries=False,
         )
     with final_failures():
@@ -275,7 +278,7 @@ def post_manifest(
             metadata={
                 "files": len(outcomes),
                 "total_bytes": sum(outcome.object_size for outcome in outcomes),
-                "sync_locations": ", ".join(sync_locations(manifest, outcomes)),
+                "sync_locations": escaped(", ".join(sync_locations(manifest, outcomes))),
                 "manifest_sha256": digest,
                 "remote_url": dg.MetadataValue.url(result.url),
                 "remote_http_status": result.status,

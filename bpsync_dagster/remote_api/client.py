@@ -7,8 +7,11 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 
 from bpsync_dagster.configuration import RemoteApiSettings
+from bpsync_dagster.dataset_ids import escaped
 from bpsync_dagster.remote_api.manifest import manifest_body
 from bpsync_dagster.trust import ca_bundle_with
+
+MAX_SHOWN_LOCATION = 200
 
 
 class RemoteApiError(Exception):
@@ -43,7 +46,7 @@ class RemoteSyncApi:
     ) -> None:
         self.url = dataset_url(settings.host, settings.port)
         self._user = settings.user
-        self._session = requests.Session()
+        self._session = _NoRedirects()
         self._session.auth = (settings.user, settings.password)
         # Given per request: requests prefers REQUESTS_CA_BUNDLE to a session's `verify`.
         self._verify: str | bool = ca_bundle_with(settings.ca_cert) if settings.ca_cert is not None else True
@@ -58,6 +61,7 @@ class RemoteSyncApi:
                 headers={"Content-Type": "application/json"},
                 timeout=self._timeout,
                 verify=self._verify,
+                allow_redirects=False,
             )
         except requests.exceptions.SSLError as error:
             raise RemoteApiError(
@@ -72,8 +76,12 @@ class RemoteSyncApi:
             ) from None
         if response.status_code == 200:
             return PostResult(self.url, 200, response.elapsed.total_seconds())
-        detail = " ".join(response.text.split())[:200]
+        detail = escaped(" ".join(response.text.split())[:200])
         message = f"dataset {dataset}: the remote API {self.url} answered HTTP {response.status_code}"
+        if 300 <= response.status_code < 400:
+            raise RemoteApiError(
+                f"{message}, a redirect to {_location(response)}: not followed, the manifest must reach {self.url}"
+            )
         if response.status_code == 401:
             raise RemoteApiError(f"{message}: it refused the credentials of sync.remote.user {self._user!r}")
         if response.status_code >= 500 or response.status_code in (408, 429):
@@ -83,10 +91,30 @@ class RemoteSyncApi:
     def reachability(self) -> str:
         """`ok` when the remote answers HTTP at all, for `bpsync check` (no manifest is sent)."""
         try:
-            self._session.get(self.url, timeout=self._timeout, verify=self._verify)
+            response = self._session.get(self.url, timeout=self._timeout, verify=self._verify, allow_redirects=False)
         except requests.RequestException as error:
             return f"unreachable ({type(error).__name__})"
+        if 300 <= response.status_code < 400:
+            return f"answers HTTP {response.status_code}, a redirect to {_location(response)}: a POST would fail"
         return "ok"
+
+
+class _NoRedirects(requests.Session):
+    """A session that neither follows a redirect nor reads one: even with `allow_redirects=False`,
+    requests prepares the next request and fails on a `Location` that is not UTF-8."""
+
+    def get_redirect_target(self, resp: requests.Response) -> None:
+        return None
+
+
+def _location(response: requests.Response) -> str:
+    """The `Location` header, decoded as UTF-8 when it is (http.client reads headers as Latin-1), escaped and cut."""
+    location = response.headers.get("Location", "")
+    try:
+        location = location.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        pass
+    return escaped(location[:MAX_SHOWN_LOCATION]) or "nowhere (no Location header)"
 
 
 def _tls_failure(error: requests.exceptions.SSLError) -> str:

@@ -4,6 +4,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from bpsync_dagster.dataset_ids import escaped
+
 SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 MAX_KEY_BYTES = 1024
 MAX_NAME_BYTES = 255
@@ -30,7 +32,8 @@ class FileRecord:
     datasets: tuple[str, ...] | None = None
 
     def describe(self) -> str:
-        return f"{self.accession_id} ({self.submission_file_path!r})"
+        """The accession ID and the path, escaped: both are read from the database."""
+        return f"{escaped(self.accession_id)} ({self.submission_file_path!r})"
 
 
 def destination_problem(path: str) -> str | None:
@@ -94,11 +97,25 @@ def check_records(dataset_id: str, requested: list[str], records: list[FileRecor
     problems = [f"{accession}: not in sda.files" for accession in missing]
     for record in records:
         problems.extend(f"{record.describe()}: {problem}" for problem in record_problems(record, dataset_id))
+    problems.extend(_shared_destinations(records))
     problems.extend(_mixed_datasets(records))
     if problems:
         shown = "; ".join(problems[:10])
         more = f"; and {len(problems) - 10} more" if len(problems) > 10 else ""
         raise RecordError(f"dataset {dataset_id}: {shown}{more}")
+
+
+def _shared_destinations(records: list[FileRecord]) -> list[str]:
+    """Files of one dataset with the same `submission_file_path` would be written to one object, the
+    last copy overwriting the others while the manifest lists them all."""
+    by_path: dict[str, list[str]] = {}
+    for record in records:
+        by_path.setdefault(record.submission_file_path, []).append(record.accession_id)
+    return [
+        f"{', '.join(accessions[:-1])} and {accessions[-1]} have the same submission_file_path {path!r}: they would be one object in sync storage"
+        for path, accessions in by_path.items()
+        if len(accessions) > 1
+    ]
 
 
 def _mixed_datasets(records: list[FileRecord]) -> list[str]:

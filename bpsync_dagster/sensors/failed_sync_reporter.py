@@ -17,6 +17,7 @@ from dagster._core.storage.tags import WILL_RETRY_TAG
 
 from bpsync_dagster.broker.client import BrokerError, BrokerSession
 from bpsync_dagster.broker.messages import MAX_REASON_LENGTH, info_error_body
+from bpsync_dagster.dataset_ids import escaped
 from bpsync_dagster.inventory import DATASET_PARTITIONS, failed_sync_evaluation
 from bpsync_dagster.jobs import DATASET_TAG, sync_dataset
 from bpsync_dagster.jobs.failures import failure_reason, innermost_message
@@ -86,8 +87,8 @@ def _failure_report(
         log.info(f"run {run.run_id} of {dataset_id} failed after its manifest was delivered: no info-error")
         return None
     event = record.event_log_entry.dagster_event
-    cause = _failure_cause(instance, run.run_id, event.message if event else None)
-    reason = f"dataset {dataset_id}: run {run.run_id} failed: {cause}".replace("\n", " ")[:MAX_REASON_LENGTH]
+    cause = escaped(_failure_cause(instance, run.run_id, event.message if event else None).replace("\n", " "))
+    reason = f"dataset {dataset_id}: run {run.run_id} failed: {cause}"[:MAX_REASON_LENGTH]
     body = info_error_body(reason, _original_message(run), error=FAILED_SYNC_ERROR)
     return FailureReport(run, dataset_id, cause, body, run.tags.get(CORRELATION_TAG))
 

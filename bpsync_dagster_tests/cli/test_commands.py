@@ -101,6 +101,20 @@ def test_check_names_what_is_wrong(make_node) -> None:
     assert "sync posix" in out and ": ok" in out.split("sync posix", 1)[1].splitlines()[0]
 
 
+def test_check_and_start_up_warn_of_basic_auth_in_clear_text(make_node) -> None:
+    node: Node = make_node("posix", "posix")
+    node.extra_env = {"SYNC_REMOTE_HOST": "http://sync-api.invalid:8080"}
+    warning = (
+        "config: sync.remote.host (env SYNC_REMOTE_HOST) is http: the password of sync.remote.user goes to the "
+        "remote in clear text (Basic auth); use https"
+    )
+
+    result = node.bpsync("check")
+
+    assert result.stdout.splitlines()[:2] == ["config: ok (sync.centerPrefix SYNC)", warning]
+    assert f"WARNING bpsync_dagster.configuration: {warning}" in result.stderr
+
+
 def test_the_package_imports_without_any_configuration(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-c", "import bpsync_dagster, bpsync_dagster.definitions, bpsync_dagster.cli.main"],

@@ -662,3 +662,55 @@ def test_secrets_never_appear_in_repr(tmp_path: Path) -> None:
     assert "mapping_stream" in shown
     for secret in SECRETS:
         assert secret not in shown
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "https://sync-user:remote-secret-7a1@remote.example.org",
+        "http://sync-user:remote-secret-7a1@remote.example.org:8080/api",
+        "sync-user:remote-secret-7a1@remote.example.org",
+        "https://remote-secret-7a1@remote.example.org",
+    ],
+)
+def test_credentials_in_the_remote_url_are_refused_without_showing_them(tmp_path: Path, host: str) -> None:
+    expected = (
+        "config: sync.remote.host (env SYNC_REMOTE_HOST) holds credentials (user:password@ before the host): "
+        "set sync.remote.user and sync.remote.password instead"
+    )
+
+    assert config_error(tmp_path, config(**{"sync.remote.host": host})) == expected
+    assert config_error(tmp_path, VALID_CONFIG, SYNC_REMOTE_HOST=host) == expected
+
+
+def test_a_remote_url_that_cannot_be_parsed_is_refused_without_showing_it(tmp_path: Path) -> None:
+    message = config_error(tmp_path, config(**{"sync.remote.host": "http://u:remote-secret-7a1@[::1"}))
+
+    assert message == "config: sync.remote.host (env SYNC_REMOTE_HOST) is not a URL: Invalid IPv6 URL"
+    assert "remote-secret-7a1" not in message
+
+
+@pytest.mark.parametrize(
+    ("host", "warned"),
+    [
+        ("http://remote.example.org", True),
+        ("HTTP://remote.example.org:8080/api", True),
+        ("http://10.0.0.7", True),
+        ("https://remote.example.org", False),
+        ("remote.example.org", False),
+        ("http://127.0.0.1:8080", False),
+        ("http://127.1.2.3", False),
+        ("http://localhost:8080", False),
+        ("http://[::1]:8080", False),
+    ],
+)
+def test_an_http_remote_on_another_host_is_a_warning_basic_auth_in_clear_text(
+    tmp_path: Path, host: str, warned: bool
+) -> None:
+    settings = load(tmp_path, config(**{"sync.remote.host": host}))
+
+    warning = (
+        "config: sync.remote.host (env SYNC_REMOTE_HOST) is http: the password of sync.remote.user goes to the "
+        "remote in clear text (Basic auth); use https"
+    )
+    assert settings.warnings == ((warning,) if warned else ())

@@ -3,6 +3,7 @@ one line naming the dataset, each bad file and its cause, with no traceback, not
 nothing POSTed; a header with several data keys and an edit list syncs and decrypts correctly."""
 
 import io
+import json
 import os
 import subprocess
 from contextlib import closing
@@ -11,6 +12,7 @@ import psycopg2
 import pytest
 from crypt4gh import header as c4gh_header
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from dagster._serdes import serialize_value
 
 from bpsync_dagster_tests.support import crypt4gh_files
 from bpsync_dagster_tests.support.crypt4gh_files import CHACHA20_POLY1305, KeyPair
@@ -80,6 +82,69 @@ def test_every_unsyncable_record_is_named_before_anything_is_copied(make_node, s
     assert good.accession_id not in line
     assert "bell\\x07\\n.c4gh" in line
     assert_nothing_left(node)
+
+
+def test_two_files_with_one_submission_file_path_are_refused_for_good_before_anything_is_copied(make_node) -> None:
+    node: Node = make_node("posix", "s3")
+    dataset_id = node.dataset_id("same-path")
+    path = f"{node.prefix}/same.c4gh"
+    first = node.add_file(f"{dataset_id}-F1", path, b"first file")
+    second = node.add_file(f"{dataset_id}-F2", path, b"second file")
+    node.map_dataset(dataset_id, [first.accession_id, second.accession_id])
+
+    result = node.sync_mapped(dataset_id)
+
+    line = failure_line(result, dataset_id)
+    assert f"{first.accession_id} and {second.accession_id} have the same submission_file_path '{path}'" in line
+    assert "in step fetch_file_records" in line
+    assert "will retry" not in result.stdout
+    assert_nothing_left(node)
+
+
+def event_log_texts(node: Node, result: subprocess.CompletedProcess[str]) -> list[str]:
+    """Every string in the run's event log: messages, log lines, metadata, failure descriptions."""
+    run_id = result.stdout.split(" run ", 1)[1].split()[0]
+    texts: list[str] = []
+
+    def walk(value: object) -> None:
+        if isinstance(value, str):
+            texts.append(value)
+        elif isinstance(value, dict):
+            for item in value.items():
+                walk(list(item))
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    for entry in node.instance().all_logs(run_id):
+        walk(json.loads(serialize_value(entry)))
+    return texts
+
+
+def test_terminal_controls_in_a_path_are_escaped_in_the_run_logs_and_metadata(make_node) -> None:
+    node: Node = make_node("posix", "posix")
+    raw = ("\x1b", "\u202e", "\u2066")
+    synced_id, refused_id = node.dataset_id("bidi"), node.dataset_id("esc")
+    synced_path = f"{node.prefix}/report\u202efdp.exe\u2066.c4gh"
+    refused_path = f"{node.prefix}/\x1b[2Jcleared\u202e.c4gh"
+    node.add_dataset(synced_id, [(synced_path.split("/", 1)[1], b"bidi")])
+    node.add_dataset(refused_id, [(refused_path.split("/", 1)[1], b"esc")])
+
+    synced = node.sync_mapped(synced_id)
+    refused = node.sync_mapped(refused_id)
+
+    assert synced.returncode == 0, synced.stdout + synced.stderr
+    assert node.synced_object(synced_path) is not None, "the object has the path as the database holds it"
+    texts = event_log_texts(node, synced)
+    assert not [text for text in texts if any(char in text for char in raw)]
+    shown = f"{node.prefix}/report\\u202efdp.exe\\u2066.c4gh"
+    assert any(text.endswith(shown) for text in texts), "the files table of copy_files"
+    assert any("files in place" in text and shown in text for text in texts), "the progress line"
+    line = failure_line(refused, refused_id)
+    assert "\\x1b[2Jcleared\\u202e.c4gh" in line
+    texts = event_log_texts(node, refused)
+    assert not [text for text in texts + [refused.stdout + refused.stderr] if any(char in text for char in raw)]
+    assert any("\\x1b[2Jcleared\\u202e.c4gh" in text for text in texts)
 
 
 def test_postgres_refuses_a_nul_in_submission_file_path(make_node) -> None:

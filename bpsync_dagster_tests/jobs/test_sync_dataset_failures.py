@@ -181,6 +181,23 @@ def test_refused_credentials_fail_at_once(make_node) -> None:
     assert "not-the-password" not in result.stdout + result.stderr
 
 
+def test_a_redirect_fails_the_run_at_once_naming_where_it_leads(make_node) -> None:
+    """Followed, the POST would become a GET of the login page, answered 200: counted as delivered."""
+    node: Node = make_node("posix", "posix")
+    dataset_id = node.dataset_id("redirected")
+    node.add_dataset(dataset_id, [("redirected.c4gh", b"data")])
+    node.remote.redirect_next(5)
+
+    result = node.sync_mapped(dataset_id)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    line = _failure_line(result.stderr)
+    assert f"answered HTTP 302, a redirect to {node.remote.url}/login: not followed" in line
+    assert "will retry" not in result.stdout
+    assert node.remote.attempts == 1
+    assert node.remote.received == []
+
+
 @pytest.mark.parametrize(
     ("env", "expected"),
     [

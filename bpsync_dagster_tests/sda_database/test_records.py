@@ -98,7 +98,7 @@ def test_good_records_pass() -> None:
     check_records(
         DATASET,
         [GOOD.accession_id, "SYNC-123-00004"],
-        [GOOD, record(accession_id="SYNC-123-00004", archived_sha256=None)],
+        [GOOD, record(accession_id="SYNC-123-00004", submission_file_path="user/file4.c4gh", archived_sha256=None)],
     )
     assert record_problems(record(datasets=(DATASET, "SYNC-001-99999")), DATASET) == []
 
@@ -135,7 +135,10 @@ def test_record_problem_is_named(changes: dict[str, object], problem: str) -> No
 
 
 def test_every_problem_of_every_record_is_reported_up_to_ten() -> None:
-    bad = [record(accession_id=f"SYNC-123-{n:05}", submission_user="", header_hex="") for n in range(6)]
+    bad = [
+        record(accession_id=f"SYNC-123-{n:05}", submission_file_path=f"{n}.c4gh", submission_user="", header_hex="")
+        for n in range(6)
+    ]
 
     with pytest.raises(RecordError) as caught:
         check_records(DATASET, [r.accession_id for r in bad], bad)
@@ -147,10 +150,10 @@ def test_every_problem_of_every_record_is_reported_up_to_ten() -> None:
 
 
 def test_without_dataset_names_files_sharing_no_dataset_key_are_refused() -> None:
-    first = record(accession_id="SYNC-123-00001", datasets=None, dataset_keys=("7",))
-    shared = record(accession_id="SYNC-123-00002", datasets=None, dataset_keys=("7", "9"))
-    unmapped = record(accession_id="SYNC-123-00003", datasets=None, dataset_keys=())
-    other = record(accession_id="SYNC-123-00004", datasets=None, dataset_keys=("9",))
+    first, shared, unmapped, other = (
+        record(accession_id=f"SYNC-123-0000{n}", submission_file_path=f"{n}.c4gh", datasets=None, dataset_keys=keys)
+        for n, keys in ((1, ("7",)), (2, ("7", "9")), (3, ()), (4, ("9",)))
+    )
 
     check_records(DATASET, [], [first, shared, unmapped])
     with pytest.raises(RecordError) as caught:
@@ -305,3 +308,23 @@ def test_any_records_raise_only_record_error(dataset_id: str, requested: list[st
         event("accepted")
         assert all(record_problems(one, dataset_id) == [] for one in found)
         assert set(requested) <= {one.accession_id for one in found}
+
+
+def test_files_with_the_same_submission_file_path_are_refused_naming_each() -> None:
+    first = record(accession_id="SYNC-123-00001")
+    second = record(accession_id="SYNC-123-00002", archive_file_path="other")
+    third = record(accession_id="SYNC-123-00003", submission_file_path="user/dir/file2.c4gh")
+    fourth = record(accession_id="SYNC-123-00004", submission_file_path="user/dir/file2.c4gh")
+    fifth = record(accession_id="SYNC-123-00005", submission_file_path="user/dir/file2.c4gh")
+    apart = record(accession_id="SYNC-123-00006", submission_file_path="user/dir/FILE1.c4gh")
+
+    check_records(DATASET, [], [first, third, apart])
+    with pytest.raises(RecordError) as caught:
+        check_records(DATASET, [], [first, second, third, fourth, apart, fifth])
+
+    assert str(caught.value) == (
+        f"dataset {DATASET}: SYNC-123-00001 and SYNC-123-00002 have the same submission_file_path "
+        "'user/dir/file1.c4gh': they would be one object in sync storage; SYNC-123-00003, SYNC-123-00004 and "
+        "SYNC-123-00005 have the same submission_file_path 'user/dir/file2.c4gh': they would be one object in "
+        "sync storage"
+    )

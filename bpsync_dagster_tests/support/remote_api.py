@@ -30,11 +30,16 @@ from bpsync_dagster_tests.support.lifecycle import StartedService
 LOG = logging.getLogger(__name__)
 
 
+LOGIN_PATH = "/login"
+LOGIN_PAGE = b"<html><body><form action='/login' method='post'>Sign in</form></body></html>"
+
+
 @dataclass(frozen=True)
 class _Fault:
-    kind: Literal["status", "close", "hang"]
+    kind: Literal["status", "close", "hang", "redirect"]
     status: int = 500
     seconds: float = 0.0
+    location: str = ""
 
 
 class _Server(ThreadingHTTPServer):
@@ -49,10 +54,25 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
 
+    def do_GET(self) -> None:
+        """The login page a redirect leads to answers 200; other GETs meet the queued faults, then 405."""
+        if urlsplit(self.path).path == LOGIN_PATH:
+            self._send(200, "text/html", LOGIN_PAGE)
+            return
+        fault = self.server.api._next_fault(kinds=("redirect",))
+        if fault is not None:
+            self._redirect(fault)
+            return
+        self._reply(405, {"error": "POST only"})
+
     def do_POST(self) -> None:
         api = self.server.api
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         fault = api._next_fault()
+        if fault is not None and fault.kind == "redirect":
+            api._record_outcome(body, accepted=False)
+            self._redirect(fault)
+            return
         if fault is not None and fault.kind == "close":
             api._record_outcome(body, accepted=False)
             self.close_connection = True
@@ -70,11 +90,19 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _reply(self, status: int, answer: dict[str, str] | None) -> None:
         payload = b"" if answer is None else json.dumps(answer).encode()
+        headers = {"WWW-Authenticate": 'Basic realm="sync"'} if status == 401 else {}
+        self._send(status, "application/json", payload, headers)
+
+    def _redirect(self, fault: _Fault) -> None:
+        # http.server writes header values in Latin-1: these are the location's UTF-8 bytes.
+        self._send(fault.status, "text/plain", b"moved", {"Location": fault.location.encode().decode("latin-1")})
+
+    def _send(self, status: int, content_type: str, payload: bytes, headers: dict[str, str] | None = None) -> None:
         try:
             self.send_response(status)
-            if status == 401:
-                self.send_header("WWW-Authenticate", 'Basic realm="sync"')
-            self.send_header("Content-Type", "application/json")
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)
@@ -88,9 +116,10 @@ class _Handler(BaseHTTPRequestHandler):
 class StandInRemoteApi(StartedService):
     """HTTP server on 127.0.0.1 that checks Basic auth and validates bodies against file-sync.json.
 
-    Every request counts in `attempts`; accepted bodies land in `received`. Queued faults apply
-    to the next requests in order, before any check: an HTTP status, a closed connection without
-    an answer, or a delay after which the request is handled normally.
+    Every request counts in `attempts` (but a GET of the login page); accepted bodies land in
+    `received`. Queued faults apply to the next requests in order, before any check: an HTTP status,
+    a redirect, a closed connection without an answer, or a delay after which the request is handled
+    normally. A GET meets only redirects; otherwise it is answered 405.
     """
 
     def __init__(
@@ -161,6 +190,11 @@ class StandInRemoteApi(StartedService):
         """Close the connection of the next `count` requests without answering."""
         self._queue(_Fault("close"), count)
 
+    def redirect_next(self, count: int, status: int = 302, location: str | None = None) -> None:
+        """Answer the next `count` requests with a redirect, by default to a login page that answers
+        GET with 200 (as a single sign-on proxy in front of the API would)."""
+        self._queue(_Fault("redirect", status=status, location=location or f"{self.url}{LOGIN_PATH}"), count)
+
     def fail_next_by_hanging(self, count: int, seconds: float) -> None:
         """Wait `seconds` before handling each of the next `count` requests (dropped if stopped meanwhile)."""
         self._queue(_Fault("hang", seconds=seconds), count)
@@ -181,11 +215,12 @@ class StandInRemoteApi(StartedService):
         with self._lock:
             self._faults.extend([fault] * count)
 
-    def _next_fault(self) -> _Fault | None:
+    def _next_fault(self, kinds: tuple[str, ...] = ("status", "close", "hang", "redirect")) -> _Fault | None:
+        """Count the request; the next queued fault if it is of one of `kinds` (else it stays queued)."""
         with self._lock:
             self._attempts += 1
             self._attempt_times.append(time.monotonic())
-            return self._faults.popleft() if self._faults else None
+            return self._faults.popleft() if self._faults and self._faults[0].kind in kinds else None
 
     def _record_outcome(self, body: bytes, *, accepted: bool) -> None:
         try:

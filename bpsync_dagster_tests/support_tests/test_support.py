@@ -271,3 +271,19 @@ def test_remote_api_script_prints_accepted_bodies() -> None:
     finally:
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=10) == 0
+
+
+def test_remote_api_redirects_to_a_login_page_that_answers_200(remote_api: StandInRemoteApi) -> None:
+    remote_api.redirect_next(1)
+    remote_api.fail_next(1, status=503)
+
+    redirected = requests.post(f"{remote_api.url}/dataset", json=VALID_BODY, allow_redirects=False, timeout=5)
+    assert requests.get(f"{remote_api.url}/dataset", timeout=5).status_code == 405
+    assert remote_api.faults_pending == 1, "a GET meets only redirects"
+    followed = requests.get(redirected.headers["Location"], timeout=5)
+
+    assert redirected.status_code == 302
+    assert redirected.headers["Location"] == f"{remote_api.url}/login"
+    assert followed.status_code == 200 and b"Sign in" in followed.content
+    assert remote_api.attempts == 2
+    assert remote_api.received == []
