@@ -4,12 +4,9 @@ scripts to serve it listens on 127.0.0.1 on the host, never on all interfaces.""
 import re
 from pathlib import Path
 
-import pytest
 import yaml
 
 from bpsync_dagster_tests.support.environment import PROJECT_ROOT
-
-pytestmark = pytest.mark.unit
 
 ALL_INTERFACES = ("0.0.0.0", "[::]", ":::")
 DOCUMENTS = [
