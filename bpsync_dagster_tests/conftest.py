@@ -27,8 +27,24 @@ from bpsync_dagster_tests.support.environment import (
 from bpsync_dagster_tests.support.radosgw import RadosGateway
 from bpsync_dagster_tests.support.remote_api import StandInRemoteApi
 from bpsync_dagster_tests.support.s3_server import S3Endpoint, S3Server
+from bpsync_dagster_tests.support.unit_tests import UNIT_MARKER, mark_unit_tests, no_service_reached
 
 RADOSGW_PACKAGES = "ceph-mon ceph-osd radosgw ceph-common"
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    mark_unit_tests(items, str(Path(__file__).parent))
+
+
+@pytest.fixture(autouse=True)
+def unit_tests_reach_no_service(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A unit test (`pytest -m unit`) that connects to a service fails, naming what it reached."""
+    if request.node.get_closest_marker(UNIT_MARKER) is None:
+        yield
+        return
+    with no_service_reached(request.node.nodeid):
+        yield
 
 
 @pytest.fixture(scope="session")

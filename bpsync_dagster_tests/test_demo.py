@@ -4,9 +4,12 @@ import socket
 import subprocess
 import sys
 
+import pytest
+
 from bpsync_dagster_tests.support.environment import PROJECT_ROOT
 
 
+@pytest.mark.timeout(900)  # the demo itself may take 600 s
 def test_the_demo_syncs_a_dataset_by_cli_and_one_by_message() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -19,6 +19,7 @@ NUMBER = r"(?:[0-9][0-9,]*(?:\.[0-9]+)?|n/a)"
 @pytest.mark.skipif(
     shutil.which("radosgw") is None, reason="radosgw is not installed (apt-get install -y ceph-mon ceph-osd radosgw)"
 )
+@pytest.mark.timeout(900)  # the benchmark itself may take 600 s
 def test_the_quick_benchmark_prints_its_table_with_numbers_and_ratios(tmp_path: Path) -> None:
     results = tmp_path / "bench.json"
     result = subprocess.run(

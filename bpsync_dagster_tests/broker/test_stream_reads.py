@@ -4,12 +4,14 @@ last chunk, and the time a read waits grows with the time the broker takes to an
 import time
 import uuid
 from collections.abc import Iterator
+from functools import partial
 
 import pika
 import pytest
 
 from bpsync_dagster.broker.client import IDLE_FLOOR_SECONDS, BrokerSession
 from bpsync_dagster.configuration import BrokerSettings
+from bpsync_dagster_tests.support.daemon import wait_until
 from bpsync_dagster_tests.support.delaying_proxy import DelayingProxy, Pacing
 from bpsync_dagster_tests.support.rabbitmq import SHARED_BROKER
 
@@ -40,6 +42,7 @@ def test_the_tail_is_the_last_offset_of_the_stream_and_none_while_it_is_empty(st
 def _publish_until_the_last_chunk_holds_several(stream: str) -> list[int]:
     """Publish bursts from several connections until the chunk `last` starts at holds more than one
     message (how the broker cuts chunks depends on timing); that chunk's offsets."""
+    published = 0
     for _ in range(20):
         publishers = [pika.BlockingConnection(SHARED_BROKER) for _ in range(4)]
         channels = [connection.channel() for connection in publishers]
@@ -48,12 +51,20 @@ def _publish_until_the_last_chunk_holds_several(stream: str) -> list[int]:
                 channel.basic_publish("", stream, f"message {number}".encode())
         for connection in publishers:
             connection.close()
-        time.sleep(0.3)
-        with BrokerSession(_settings(stream)) as session:
-            offsets = [delivery.offset for delivery in session.read_stream("last", 1000, time.monotonic() + 10)]
+        published += 200 * len(publishers)
+        last = published - 1
+        offsets = wait_until(partial(_last_chunk_ending_at, stream, last), 30, f"offset {last} in the last chunk")
         if len(offsets) > 1:
-            return [offset for offset in offsets if offset is not None]
+            return offsets
     raise AssertionError("no burst ended in a chunk of several messages")
+
+
+def _last_chunk_ending_at(stream: str, offset: int) -> list[int] | None:
+    """The offsets of the chunk `last` starts at, once it is the one that holds `offset`."""
+    with BrokerSession(_settings(stream)) as session:
+        deliveries = session.read_stream("last", 1000, time.monotonic() + 10)
+        offsets = [delivery.offset for delivery in deliveries if delivery.offset is not None]
+    return offsets if offsets and max(offsets) == offset else None
 
 
 def test_a_read_waits_longer_on_a_broker_that_answers_late(stream: str) -> None:

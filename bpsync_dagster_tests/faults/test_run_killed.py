@@ -37,6 +37,9 @@ from bpsync_dagster_tests.support.s3_server import S3_SERVERS, S3Endpoint
 
 MIB = 1024 * 1024
 FILES = 6
+KILL_TRIALS = int(os.environ.get("BPSYNC_KILL_TRIALS", "3"))
+# A trial waits at most 120 s for its kill point and 300 s for its re-execution.
+TRIAL_SECONDS = 420
 
 
 @dataclass
@@ -139,8 +142,9 @@ def run_trial(node: Node, witness: ManifestWitness, trial: Trial, rng: random.Ra
     assert trial.posts == 1 and witness.problems == [], f"{trial.describe()}: {witness.problems}"
 
 
+@pytest.mark.timeout(300 + TRIAL_SECONDS * KILL_TRIALS)
 def test_a_killed_sync_is_finished_by_reexecution(make_node, witness: ManifestWitness, tmp_path: Path) -> None:
-    trials = int(os.environ.get("BPSYNC_KILL_TRIALS", "3"))
+    trials = KILL_TRIALS
     seed = int(os.environ.get("BPSYNC_KILL_SEED") or random.randrange(2**32))
     print(f"\nkill trials: {trials}, seed: {seed} (replay with BPSYNC_KILL_SEED={seed})")
     rng = random.Random(seed)

@@ -14,6 +14,7 @@ import time
 import dagster as dg
 import pytest
 
+from bpsync_dagster_tests.support.daemon import wait_until
 from bpsync_dagster_tests.support.delaying_proxy import DelayingProxy, Pacing
 from bpsync_dagster_tests.support.environment import Node
 from bpsync_dagster_tests.support.rabbitmq import Topology, topology
@@ -143,7 +144,7 @@ def test_finding_the_tail_on_a_first_start_reads_one_chunk_while_messages_keep_c
         publisher = threading.Thread(target=_keep_publishing, args=(names, sensor_node, stop, published))
         publisher.start()
         try:
-            time.sleep(0.5)
+            wait_until(lambda: len(published) >= 10, 30, "the publisher to get going", interval=0.02)
             first, seconds = _timed_tick(instance, None)
         finally:
             stop.set()

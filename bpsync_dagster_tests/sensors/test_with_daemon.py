@@ -70,6 +70,7 @@ def test_a_published_mapping_is_synced_even_when_published_while_the_daemon_is_d
         assert json.loads(body["original-message"])["dataset_id"] == node.dataset_id("failing")
 
 
+@pytest.mark.timeout(900)  # up to 480 s of waiting for runs, after two daemon starts
 @pytest.mark.parametrize(("kind", "messages", "kill_after"), [("stream", 500, 120), ("classic", 150, 60)])
 def test_every_message_ends_in_exactly_one_run_across_a_daemon_crash(
     make_isolated_node, tmp_path: Path, kind: str, messages: int, kill_after: int

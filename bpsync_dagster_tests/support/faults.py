@@ -26,6 +26,7 @@ from bpsync_dagster_tests.support.environment import (
 )
 from bpsync_dagster_tests.support.pinned_backoff_cli import JITTER_VARIABLE
 from bpsync_dagster_tests.support.private_postgres import PrivatePostgres
+from bpsync_dagster_tests.support.processes import read_line
 from bpsync_dagster_tests.support.remote_api import StandInRemoteApi
 
 PRIVATE_SDA_DB = "sda"
@@ -71,8 +72,11 @@ def read_until(process: subprocess.Popen[str], marker: str, timeout: float = 120
     lines: list[str] = []
     deadline = time.monotonic() + timeout
     assert process.stdout is not None
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
+    while (remaining := deadline - time.monotonic()) > 0:
+        try:
+            line = read_line(process.stdout, remaining)
+        except AssertionError:
+            break
         if not line:
             raise AssertionError(f"bpsync ended before printing {marker!r}:\n{''.join(lines)}")
         lines.append(line)

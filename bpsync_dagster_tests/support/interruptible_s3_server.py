@@ -119,7 +119,8 @@ class InterruptibleS3Server(S3Server):
             if not armed.acquire(blocking=False):
                 return None
             threading.Thread(target=outage, name="s3-outage", daemon=True).start()
-            outage_began.wait()
+            if not outage_began.wait(timeout=60):
+                raise RuntimeError("the S3 server did not stop within 60 s for the outage")
             return _answer(start_response, "503 Service Unavailable", "")
 
         self._intercept_upload_parts(part_number, begin_outage)

@@ -4,9 +4,26 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import IO, AnyStr
 
 from bpsync_dagster_tests.support.environment import PROJECT_ROOT, assert_no_secret
+
+
+def read_line(stream: IO[AnyStr], timeout: float) -> AnyStr:
+    """The next line of a child's pipe, or AssertionError after `timeout` seconds without one.
+
+    The read runs in a thread of its own: a line that never comes leaves that thread blocked until
+    the child ends (its test kills it), not the test.
+    """
+    lines: list[AnyStr] = []
+    reader = threading.Thread(target=lambda: lines.append(stream.readline()), name="read-line", daemon=True)
+    reader.start()
+    reader.join(timeout)
+    if not lines:
+        raise AssertionError(f"no line from the process within {timeout} s")
+    return lines[0]
 
 
 class ServiceProcess:

@@ -26,6 +26,7 @@ from bpsync_dagster_tests.support.crypt4gh_files import (
     make_key_pair,
     sha256_hex,
 )
+from bpsync_dagster_tests.support.processes import read_line
 from bpsync_dagster_tests.support.remote_api import StandInRemoteApi
 from bpsync_dagster_tests.support.s3_server import S3Server
 from bpsync_dagster_tests.support.sda_database import (
@@ -264,10 +265,10 @@ def test_remote_api_script_prints_accepted_bodies() -> None:
     )
     try:
         assert process.stderr is not None and process.stdout is not None
-        assert "listening" in process.stderr.readline()
+        assert "listening" in read_line(process.stderr, timeout=30)
         answer = requests.post(f"http://127.0.0.1:{port}/dataset", json=VALID_BODY, auth=("U", "P"), timeout=5)
         assert answer.status_code == 200
-        assert json.loads(process.stdout.readline()) == VALID_BODY
+        assert json.loads(read_line(process.stdout, timeout=30)) == VALID_BODY
     finally:
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=10) == 0
