@@ -191,7 +191,7 @@ def bad_destination(draw: st.DrawFn, path: str) -> tuple[str, str]:
                 ),
                 (path[:cut] + "\udcff" + path[cut:], "submission_file_path is not valid UTF-8"),
                 (path + "/" + "x" * 256, "submission_file_path has a component longer than 255 bytes"),
-                ("/".join([path, *["y" * 250] * 4]), "submission_file_path is longer than 1024 bytes"),
+                ("/".join([path, *["y" * 250] * 5]), "submission_file_path is longer than 1024 bytes"),
             ]
         )
     )

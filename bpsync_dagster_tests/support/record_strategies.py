@@ -36,12 +36,12 @@ destinations = st.lists(path_components, min_size=1, max_size=4).map("/".join)
 
 
 @st.composite
-def good_records(draw: st.DrawFn, dataset_id: str, user: str, accession_id: str) -> FileRecord:
-    """A record of `dataset_id` with nothing a sync refuses."""
+def good_records(draw: st.DrawFn, dataset_id: str, user: str, accession_id: str, destination: str) -> FileRecord:
+    """A record of `dataset_id` with nothing a sync refuses, to be written at `destination`."""
     return FileRecord(
         accession_id=accession_id,
         submission_user=user,
-        submission_file_path=draw(destinations),
+        submission_file_path=destination,
         archive_location=draw(st.sampled_from(["/archive", "https://s3.example.org/archive"])),
         archive_file_path=draw(ids()),
         archive_file_size=draw(st.none() | st.integers(min_value=0)),
@@ -54,11 +54,16 @@ def good_records(draw: st.DrawFn, dataset_id: str, user: str, accession_id: str)
 
 @st.composite
 def good_datasets(draw: st.DrawFn, max_files: int = 4) -> tuple[str, list[FileRecord]]:
-    """A dataset ID and 1..`max_files` records of it, with distinct accession IDs and one submitter."""
+    """A dataset ID and 1..`max_files` records of it, with distinct accession IDs and destinations and one
+    submitter."""
     dataset_id = draw(dataset_ids())
     user = draw(ids(min_size=MIN_USER_LENGTH))
     accession_ids = draw(st.lists(ids(min_size=MIN_FILE_ID_LENGTH), min_size=1, max_size=max_files, unique=True))
-    records = [draw(good_records(dataset_id, user, accession_id)) for accession_id in accession_ids]
+    paths = draw(st.lists(destinations, min_size=len(accession_ids), max_size=len(accession_ids), unique=True))
+    records = [
+        draw(good_records(dataset_id, user, accession_id, path))
+        for accession_id, path in zip(accession_ids, paths, strict=True)
+    ]
     return dataset_id, records
 
 

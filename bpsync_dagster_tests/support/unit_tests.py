@@ -43,6 +43,7 @@ UNIT_TEST_MODULES = frozenset(
         "remote_api/test_url.py",
         "sda_database/test_records.py",
         "storage/test_read_ahead.py",
+        "test_dataset_ids.py",
         "test_run_workers.py",
     }
 )
