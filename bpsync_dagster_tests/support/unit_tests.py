@@ -38,6 +38,7 @@ UNIT_TEST_MODULES = frozenset(
         "deployment/test_ui_binding.py",
         "jobs/test_progress.py",
         "jobs/test_retry_policies.py",
+        "jobs/test_run_queue_limit.py",
         "remote_api/test_manifest.py",
         "remote_api/test_manifest_properties.py",
         "remote_api/test_url.py",

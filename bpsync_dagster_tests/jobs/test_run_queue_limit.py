@@ -1,0 +1,77 @@
+"""The run queue of the shipped dagster.yaml holds its `max_concurrent_runs`: more sync runs queued
+than the limit are launched by the real daemon no more than the limit at a time, and all end synced."""
+
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from bpsync_dagster.sync_runs import LAUNCHED_BY_TAG
+from bpsync_dagster_tests.support.daemon import Daemon, wait_until
+from bpsync_dagster_tests.support.environment import SDA_DB_DATASETS_USER, Node
+
+LIMIT = 2
+DATASETS = 5
+POST_SECONDS = 2.0  # each run's manifest POST is held this long, so that runs last and overlap
+
+
+def max_overlap(intervals: list[tuple[float, float]]) -> int:
+    """The most intervals open at one moment; one ending when another starts does not overlap it."""
+    moments = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    open_now = most = 0
+    for _, change in moments:
+        open_now += change
+        most = max(most, open_now)
+    return most
+
+
+@pytest.mark.parametrize(
+    ("intervals", "most"),
+    [
+        ([], 0),
+        ([(0.0, 1.0), (1.0, 2.0), (2.0, 3.0)], 1),
+        ([(0.0, 2.0), (1.0, 3.0), (2.0, 4.0)], 2),
+        ([(0.0, 9.0), (1.0, 2.0), (3.0, 4.0), (3.5, 5.0)], 3),
+    ],
+)
+def test_max_overlap_counts_intervals_open_together(intervals: list[tuple[float, float]], most: int) -> None:
+    assert max_overlap(intervals) == most
+
+
+def launched_until_done(instance: dg.DagsterInstance, run_id: str) -> tuple[float, float]:
+    """From the queue's launch of the run (RUN_STARTING: it then counts toward the limit) to its success."""
+    (starting,) = instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_STARTING)
+    (success,) = instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_SUCCESS)
+    return starting.timestamp, success.timestamp
+
+
+def test_queued_syncs_run_no_more_than_max_concurrent_runs_at_once(make_isolated_node, tmp_path: Path) -> None:
+    node: Node = make_isolated_node(max_concurrent_runs=LIMIT)
+    node.database_user = SDA_DB_DATASETS_USER  # backfill lists the local datasets
+    node.extra_env = {"SYNC_CENTERPREFIX": f"SYNC-{node.prefix}-"}
+    files = [
+        item
+        for number in range(DATASETS)
+        for item in node.add_dataset(node.dataset_id(f"queued-{number}"), [(f"queued-{number}.c4gh", b"q" * 2000)])
+    ]
+    node.remote.fail_next_by_hanging(DATASETS, POST_SECONDS)
+    backfill = node.bpsync("backfill")
+    assert backfill.returncode == 0, backfill.stderr
+    instance = node.instance()
+    queued = instance.get_runs(dg.RunsFilter(job_name="sync_dataset", statuses=[dg.DagsterRunStatus.QUEUED]))
+    assert len(queued) == DATASETS and {run.tags[LAUNCHED_BY_TAG] for run in queued} == {"bpsync backfill"}
+
+    with Daemon(node.environment(), tmp_path / "daemon.log"):
+        wait_until(
+            lambda: all(run.is_finished for run in instance.get_runs(dg.RunsFilter(job_name="sync_dataset"))),
+            80,
+            "the queued runs to finish",
+        )
+
+    runs = instance.get_runs(dg.RunsFilter(job_name="sync_dataset"))
+    assert [run.status for run in runs] == [dg.DagsterRunStatus.SUCCESS] * DATASETS
+    overlap = max_overlap([launched_until_done(instance, run.run_id) for run in runs])
+    assert overlap == LIMIT, f"{overlap} runs were in progress at once with max_concurrent_runs {LIMIT}"
+    assert node.remote.faults_pending == 0
+    for item in files:
+        assert node.decrypt_synced(item.path) == item.plaintext
