@@ -1,4 +1,5 @@
-"""The soak script (`soak/run.py`) keeps working: a short soak with faults, run to the end, passes."""
+"""The soak script (`soak/run.py`) keeps working: a short soak with faults, poison messages and a
+broker that delivers late, run to the end, passes."""
 
 import json
 import re
@@ -19,11 +20,11 @@ def test_a_short_soak_with_faults_syncs_every_dataset_exactly_once(tmp_path: Pat
             sys.executable,
             str(PROJECT_ROOT / "soak" / "run.py"),
             *("--datasets", str(DATASETS), "--files", str(FILES)),
-            *("--fault-interval", "3", "8", "--timeout", "150", "--json", str(results)),
+            *("--fault-interval", "3", "8", "--broker-delay", "1", "--timeout", "240", "--json", str(results)),
         ],
         capture_output=True,
         text=True,
-        timeout=175,
+        timeout=270,
         cwd=tmp_path,
     )
 
@@ -49,4 +50,7 @@ def test_a_short_soak_with_faults_syncs_every_dataset_exactly_once(tmp_path: Pat
     saved = json.loads(results.read_text())
     assert saved["summary"]["passed"] and saved["summary"]["seed"] == int(seed.group(1))
     assert saved["summary"]["synced"] == DATASETS and saved["summary"]["early_posts"] == []
+    assert saved["summary"]["poison_published"] == 5 and min(saved["summary"]["poison_reports"].values()) == 1
+    assert saved["summary"]["poison_problems"] == [] and saved["summary"]["poison_runs"] == []
+    assert saved["summary"]["broker_delay"] == 1
     assert sum(saved["summary"]["faults"].values()) == len(faults) == len(saved["faults"])
