@@ -351,17 +351,23 @@ class S3Staged:
         return all(upload["UploadId"] != self._upload_id for upload in uploads)
 
     def _send_checked(self, action: str, method: str, data: bytes | bytearray, **arguments: object) -> str:
-        """Send `data` with its Content-MD5; the ETag S3 answers, which must be that MD5."""
+        """Send `data` with its Content-MD5; the ETag S3 answers, which must be that MD5 unless the
+        server encrypts with KMS or a customer key (its ETag is then no MD5)."""
         digest = hashlib.md5(data, usedforsecurity=False)
         response = self._call(
             action, method, Body=data, ContentMD5=base64.b64encode(digest.digest()).decode(), **arguments
         )
         etag = str(response["ETag"])
-        if etag.strip('"').lower() != digest.hexdigest():
+        etag_is_md5 = response.get("ServerSideEncryption", "AES256") == "AES256" and not response.get(
+            "SSECustomerAlgorithm"
+        )
+        if etag_is_md5 and etag.strip('"').lower() != digest.hexdigest():
             if method == "put_object":
                 # A single PUT is visible at once: take the damaged object away again.
                 self._call("removal of damaged", "delete_object")
-            raise StorageError(f"{action} {self.describe()}: S3 answered ETag {etag}, not the MD5 of what was sent")
+            raise TransientStorageError(
+                f"{action} {self.describe()}: S3 answered ETag {etag}, not the MD5 of what was sent"
+            )
         return etag
 
     def _upload_part(self, number: int, data: bytearray) -> str:
