@@ -24,6 +24,7 @@ from botocore.client import BaseClient
 from botocore.exceptions import BotoCoreError, ClientError
 
 from bpsync_dagster.configuration import CopySettings, PosixStorage, S3Storage, StorageSettings
+from bpsync_dagster.storage.allocation import return_large_buffers_when_freed
 from bpsync_dagster.storage.byte_budget import ByteBudget
 from bpsync_dagster.storage.errors import StorageError, TransientStorageError
 from bpsync_dagster.storage.s3_client import make_s3_client, s3_reachability
@@ -622,10 +623,12 @@ class S3Location:
 class SyncStorage:
     """The sync entries in priority order; S3 entries roll over across `<bucket_prefix>1..max_buckets`.
 
-    `budget` bounds the bytes the copies through this object hold in buffers at once (see `copy_file`)."""
+    `budget` bounds the bytes the copies through this object hold in buffers at once (see `copy_file`);
+    freed buffers are returned to the system at once, so that the process's memory follows it."""
 
     def __init__(self, settings: StorageSettings, buffer_limit: int = CopySettings.buffer_limit) -> None:
         self.budget = ByteBudget(buffer_limit)
+        return_large_buffers_when_freed()
         self._locations: list[_Location] = []
         self._usage: dict[int, _Usage] = {}
         self._lock = threading.Lock()

@@ -2,7 +2,10 @@
 archive and sync storage; a part larger than the limit still goes through, alone."""
 
 import hashlib
+import json
 import os
+import subprocess
+import sys
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -108,6 +111,53 @@ def test_a_copy_whose_part_is_larger_than_the_limit_goes_through_alone(tmp_path:
         stored = client.get_object(Bucket=bucket, Key=record.submission_file_path)
         assert stored["Body"].read() == HEADER + body
         assert stored["ETag"].strip('"').endswith("-3")
+
+
+# Copies 48 files of 24 MiB at once, POSIX to POSIX, within a 128 MiB budget, in a fresh process; prints
+# its RSS before the copies and its peak RSS, in bytes.
+COPY_IN_A_FRESH_PROCESS = """
+import hashlib, json, os, resource, sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from bpsync_dagster.configuration import PosixStorage, StorageSettings
+from bpsync_dagster.sda_database import FileRecord
+from bpsync_dagster.storage import ArchiveStorage, SyncStorage, copy_file
+
+root, limit = Path(sys.argv[1]), int(sys.argv[2])
+(root / "archive").mkdir()
+body = os.urandom(24 * 1024 * 1024)
+digest = hashlib.sha256(body).hexdigest()
+records = []
+for index in range(48):
+    (root / "archive" / f"body-{index}").write_bytes(body)
+    path = f"user/file-{index}.c4gh"
+    records.append(FileRecord(f"F-{index}", "user", path, str(root / "archive"), f"body-{index}", len(body), "00", None, digest))
+del body
+archive = ArchiveStorage(StorageSettings("archive", posix=(PosixStorage(root / "archive"),)))
+sync = SyncStorage(StorageSettings("sync", posix=(PosixStorage(root / "sync"),)), limit)
+status = Path("/proc/self/status").read_text()
+before = int(status.split("VmRSS:")[1].split()[0]) * 1024
+with ThreadPoolExecutor(max_workers=len(records)) as pool:
+    list(pool.map(lambda record: copy_file(record, b"header", archive, sync, False), records))
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(json.dumps({"before": before, "peak": peak, "budget_peak": sync.budget.peak}))
+"""
+
+
+def test_the_process_memory_follows_the_budget(tmp_path: Path) -> None:
+    limit = 128 * MiB
+    done = subprocess.run(
+        [sys.executable, "-c", COPY_IN_A_FRESH_PROCESS, str(tmp_path), str(limit)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    figures = json.loads(done.stdout)
+
+    assert figures["budget_peak"] <= limit
+    # Within the budget, plus the interpreter's own growth and the threads' stacks; freed chunks
+    # kept by the C library's arenas would add hundreds of MiB.
+    assert figures["peak"] - figures["before"] <= limit + 48 * MiB, figures
 
 
 def test_requests_are_granted_in_order_and_a_large_one_waits_until_nothing_is_held() -> None:
