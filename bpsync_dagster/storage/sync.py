@@ -120,9 +120,8 @@ class PosixStaged:
             os.fsync(self._directory)
         except OSError as error:
             raise StorageError(f"cannot write {self._final_path}: {error.strerror}") from None
-        finally:
-            os.close(self._directory)
-            self._directory = -1
+        os.close(self._directory)
+        self._directory = -1
 
     def abort(self) -> None:
         self._file.close()

@@ -95,3 +95,22 @@ def test_the_leftovers_of_long_names_are_removed_by_the_next_write_of_that_name_
     assert len(remaining) == 1 and remaining[0] in partials
     write(posix_storage(tmp_path), other, b"whole too")
     assert files_under(tmp_path) == sorted([mine, other])
+
+
+def test_a_symlink_put_under_the_name_while_the_object_is_written_is_refused_and_nothing_left(tmp_path: Path) -> None:
+    root, target = tmp_path / "sync", tmp_path / "target.txt"
+    target.write_bytes(b"not ours")
+    staged = posix_storage(root).place("user/a.c4gh", 6).stage(6)
+    staged.write(b"object")
+    (root / "user" / "a.c4gh").symlink_to(target)
+
+    with pytest.raises(StorageError) as raised:
+        try:
+            staged.commit()
+        except BaseException:
+            staged.abort()
+            raise
+
+    assert "symbolic link" in str(raised.value)
+    assert target.read_bytes() == b"not ours"
+    assert files_under(root) == ["user/a.c4gh"] and (root / "user" / "a.c4gh").is_symlink()
