@@ -207,10 +207,10 @@ def _copy_metadata(outcomes: list[CopyOutcome]) -> dict[str, dg.MetadataValue]:
                     "accession_id": outcome.accession_id,
                     "destination": outcome.destination,
                     "action": "skipped" if outcome.skipped else "copied",
-                    "checksum": "verified" if outcome.verified else "not verified",
                     "bytes": outcome.bytes_written,
                     "seconds": round(outcome.seconds, 3),
                     "MB/s": round(outcome.megabytes_per_second, 1),
+                    "checksum": "verified" if outcome.verified else "not verified",
                 }
             )
             for outcome in outcomes[:MAX_TABLE_ROWS]
@@ -220,10 +220,10 @@ def _copy_metadata(outcomes: list[CopyOutcome]) -> dict[str, dg.MetadataValue]:
                 dg.TableColumn("accession_id", "string"),
                 dg.TableColumn("destination", "string"),
                 dg.TableColumn("action", "string"),
-                dg.TableColumn("checksum", "string"),
                 dg.TableColumn("bytes", "int"),
                 dg.TableColumn("seconds", "float"),
                 dg.TableColumn("MB/s", "float"),
+                dg.TableColumn("checksum", "string"),
             ]
         ),
     )
