@@ -903,17 +903,18 @@ def bench_memory_bounded(bench: Bench, large: Dataset, many: Dataset, repeat: in
     number) to POSIX and S3: the copy buffers stay within `sync.copy.bufferLimit` (512 MiB)."""
     group = "2 peak memory"
     limit_mib = 512
-    cases = [("P→P", many)] + [
-        (on("P→S3", server), dataset) for server in bench.servers if server == "moto" for dataset in (large, many)
+    cases = [("P→P", None, many)] + [
+        ("P→S3", server, dataset) for server in bench.servers if server == "moto" for dataset in (large, many)
     ]
-    for case, dataset in cases:
+    for kind, server, dataset in cases:
+        case = on(kind, server)
         extra = ("--parallel-files", str(dataset.files)) if dataset.files > 1 else ()
         runs = []
         for _ in range(repeat):
             bench.clean_destinations()
             runs.append(bench.bpsync(case, dataset, *extra))
         bench.clean_destinations()
-        label = f"{case} {dataset.label()}"
+        label = on(f"{kind} {dataset.label()}", server)
         bench.results.append({"case": f"memory {label}", "bytes": dataset.bytes(), "bpsync": runs})
         rss = median([run["peak_rss"] for run in runs]) / MiB
         what = "bpsync sync peak RSS" + (f", --parallel-files {dataset.files}" if extra else "")
