@@ -898,6 +898,38 @@ def bench_memory(bench: Bench, small: Dataset, large: Dataset, repeat: int) -> N
     )
 
 
+def bench_memory_bounded(bench: Bench, large: Dataset, many: Dataset, repeat: int) -> None:
+    """Peak RSS of a large file to S3, and of many files copied at once (`--parallel-files` = their
+    number) to POSIX and S3: the copy buffers stay within `sync.copy.bufferLimit` (512 MiB)."""
+    group = "2 peak memory"
+    limit_mib = 512
+    cases = [("P→P", None, many)] + [
+        ("P→S3", server, dataset) for server in bench.servers if server == "moto" for dataset in (large, many)
+    ]
+    for kind, server, dataset in cases:
+        case = on(kind, server)
+        extra = ("--parallel-files", str(dataset.files)) if dataset.files > 1 else ()
+        runs = []
+        for _ in range(repeat):
+            bench.clean_destinations()
+            runs.append(bench.bpsync(case, dataset, *extra))
+        bench.clean_destinations()
+        label = on(f"{kind} {dataset.label()}", server)
+        bench.results.append({"case": f"memory {label}", "bytes": dataset.bytes(), "bpsync": runs})
+        rss = median([run["peak_rss"] for run in runs]) / MiB
+        what = "bpsync sync peak RSS" + (f", --parallel-files {dataset.files}" if extra else "")
+        bench.row(
+            group,
+            label,
+            what,
+            rss,
+            "MiB",
+            target=f"< {limit_mib} MiB of buffers + 300",
+            met=rss < limit_mib + 300,
+            runs=repeat,
+        )
+
+
 def bench_small_files(bench: Bench, dataset: Dataset, repeat: int, s3_repeat: int) -> None:
     group = "3 small files"
     count = dataset.files
@@ -994,6 +1026,7 @@ PROFILES = {
         # radosgw's OSD holds every object in memory (RADOSGW_BYTES at most, garbage included).
         "radosgw_throughput": [("rgw-multi", 8, 32 * MiB), ("rgw-single", 1, 256 * MiB)],
         "memory": [("mem-small", 1, 256 * MiB), ("mem-large", 1, 4 * GiB)],
+        "memory_parallel": ("mem-many", 64, 64 * MiB),
         "small": ("small", 2000, 4 * KiB),
         "repeat": 3,
         "s3_repeat": 3,
@@ -1004,6 +1037,7 @@ PROFILES = {
         "throughput": [("multi", 2, 1 * MiB)],
         "radosgw_throughput": [("multi", 2, 1 * MiB)],
         "memory": [("mem-small", 1, 1 * MiB), ("mem-large", 1, 4 * MiB)],
+        "memory_parallel": ("mem-many", 64, 64 * KiB),
         "small": ("small", 20, 4 * KiB),
         "repeat": 1,
         "s3_repeat": 1,
@@ -1044,6 +1078,13 @@ def main(argv: list[str] | None = None) -> int:
         help="after the measured runs, profile one more run of some cases with py-spy into DIR",
     )
     parser.add_argument("--workdir", type=Path, help="parent of the temporary directory (default: $TMPDIR)")
+    parser.add_argument(
+        "--memory-sizes",
+        nargs=2,
+        type=int,
+        metavar=("LARGE_MIB", "EACH_MIB"),
+        help="the memory part's large file, and each of its 64 files copied at once, in MiB (default 4096 64)",
+    )
     parser.add_argument("--serve-s3", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_s3:
@@ -1112,12 +1153,18 @@ def main(argv: list[str] | None = None) -> int:
             if "memory" in args.only:
                 (small_name, _, small_size), (large_name, _, large_size) = profile["memory"]
                 progress("making the memory datasets")
+                many_name, many_count, many_size = profile["memory_parallel"]
+                if args.memory_sizes:
+                    large_size, many_size = (size * MiB for size in args.memory_sizes)
                 small = bench.make_dataset(small_name, 1, small_size)
                 large = bench.make_dataset(large_name, 1, large_size)
+                many = bench.make_dataset(many_name, many_count, many_size)
                 progress("peak memory")
                 bench_memory(bench, small, large, repeat)
+                bench_memory_bounded(bench, large, many, s3_repeat)
                 bench.remove_dataset_bodies(small)
                 bench.remove_dataset_bodies(large)
+                bench.remove_dataset_bodies(many)
                 save(bench, results_table.print_table(bench.rows))
             if "small" in args.only:
                 name, count, size = profile["small"]

@@ -39,7 +39,8 @@ class SyncStorageResource(dg.ConfigurableResource):
     """The sync storage (`storage.sync`), where synced objects are written."""
 
     def client(self) -> SyncStorage:
-        return SyncStorage(service_settings().sync)
+        settings = service_settings()
+        return SyncStorage(settings.sync, settings.copy.buffer_limit)
 
 
 class Crypt4ghKeysResource(dg.ConfigurableResource):

@@ -9,6 +9,7 @@ from bpsync_dagster.configuration.logs import configure_logging
 from bpsync_dagster.configuration.settings import (
     AuditSettings,
     BrokerSettings,
+    CopySettings,
     Crypt4ghSettings,
     DatabaseSettings,
     PosixStorage,
@@ -23,6 +24,7 @@ __all__ = [
     "AuditSettings",
     "BrokerSettings",
     "ConfigError",
+    "CopySettings",
     "Crypt4ghSettings",
     "DatabaseSettings",
     "PosixStorage",

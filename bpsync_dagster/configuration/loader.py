@@ -24,6 +24,7 @@ from bpsync_dagster.configuration.errors import ConfigError
 from bpsync_dagster.configuration.settings import (
     AuditSettings,
     BrokerSettings,
+    CopySettings,
     Crypt4ghSettings,
     DatabaseSettings,
     LogSettings,
@@ -41,6 +42,7 @@ LOG_LEVELS = ("trace", "debug", "info", "warn", "warning", "error", "fatal", "pa
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 CHUNK_SIZE_MIN = 5 * 1024**2
 CHUNK_SIZE_MAX = 1024**3
+BUFFER_LIMIT_MIN = 16 * 1024**2
 STORAGE_ENTRY_KEYS = frozenset(
     {
         "path",
@@ -211,6 +213,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         sensor=_sensor(source),
         audit=_audit(source),
+        copy=_copy(source),
         log=LogSettings(
             level=source.choice("log.level", choices=LOG_LEVELS, default="info"),
             format=source.choice("log.format", choices=("text", "json"), default="text"),
@@ -307,6 +310,15 @@ def _audit(source: _Source) -> AuditSettings:
         verify_checksums=source.boolean("sync.audit.verifyChecksums"),
         resync_drifted=source.boolean("sync.audit.resyncDrifted"),
     )
+
+
+def _copy(source: _Source) -> CopySettings:
+    key = "sync.copy.bufferLimit"
+    raw = source.raw((key,))
+    limit = CopySettings.buffer_limit if raw is None else parse_data_size(raw, source.describe((key,)))
+    if limit < BUFFER_LIMIT_MIN:
+        raise ConfigError(f"{source.describe((key,))} must be at least 16MB, not {limit} bytes")
+    return CopySettings(buffer_limit=limit)
 
 
 def _database(source: _Source) -> DatabaseSettings:

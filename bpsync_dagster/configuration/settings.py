@@ -140,6 +140,13 @@ class AuditSettings:
 
 
 @dataclass(frozen=True)
+class CopySettings:
+    """How a sync copies: `buffer_limit` bounds the bytes its copy buffers hold at once."""
+
+    buffer_limit: int = 512 * 1024 * 1024
+
+
+@dataclass(frozen=True)
 class LogSettings:
     level: str = "info"
     format: str = "text"
@@ -159,5 +166,6 @@ class Settings:
     schema: SchemaSettings = SchemaSettings()
     sensor: SensorSettings = SensorSettings()
     audit: AuditSettings = AuditSettings()
+    copy: CopySettings = CopySettings()
     log: LogSettings = LogSettings()
     warnings: tuple[str, ...] = ()

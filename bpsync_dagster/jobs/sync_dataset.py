@@ -38,6 +38,9 @@ DATASET_MEMBERSHIP_SKIPPED = (
     "skipped the check that every file belongs to this dataset: the SDA database role may not read "
     "sda.datasets (files mapped to different datasets in sda.file_dataset are still refused)"
 )
+NOT_VERIFIED = (
+    "not verified: sda.checksums has no ARCHIVED sha256 for it, so its body was copied with its length checked only"
+)
 
 
 class SyncRequest(dg.Config):
@@ -163,6 +166,11 @@ def copy_files(
                     f"dataset {dataset.dataset_id} file {accession_id}: in place at {escaped(outcome.destination)}",
                     extra={**log_context, "accession_id": accession_id},
                 )
+                if not outcome.verified:
+                    logger.warning(
+                        f"dataset {dataset.dataset_id} file {record.accession_id}: {NOT_VERIFIED}",
+                        extra={**log_context, "accession_id": record.accession_id},
+                    )
                 _log_progress(progress.add(outcome), log_context)
         for future in pending:
             future.cancel()
@@ -174,7 +182,13 @@ def copy_files(
             raise dg.Failure(description=message, allow_retries=False)
         raise CopyFailed(message)
     outcomes.sort(key=lambda outcome: outcome.accession_id)
-    context.add_output_metadata(_copy_metadata(outcomes))
+    context.add_output_metadata(
+        {
+            **_copy_metadata(outcomes),
+            "peak_buffered_bytes": dg.MetadataValue.int(sync.budget.peak),
+            "buffer_limit_bytes": dg.MetadataValue.int(sync.budget.limit),
+        }
+    )
     return outcomes
 
 
@@ -197,6 +211,7 @@ def _copy_metadata(outcomes: list[CopyOutcome]) -> dict[str, dg.MetadataValue]:
                     "bytes": outcome.bytes_written,
                     "seconds": round(outcome.seconds, 3),
                     "MB/s": round(outcome.megabytes_per_second, 1),
+                    "checksum": "verified" if outcome.verified else "not verified",
                 }
             )
             for outcome in outcomes[:MAX_TABLE_ROWS]
@@ -209,12 +224,14 @@ def _copy_metadata(outcomes: list[CopyOutcome]) -> dict[str, dg.MetadataValue]:
                 dg.TableColumn("bytes", "int"),
                 dg.TableColumn("seconds", "float"),
                 dg.TableColumn("MB/s", "float"),
+                dg.TableColumn("checksum", "string"),
             ]
         ),
     )
     return {
         "files_copied": dg.MetadataValue.int(len(copied)),
         "files_skipped": dg.MetadataValue.int(len(outcomes) - len(copied)),
+        "files_not_verified": dg.MetadataValue.int(sum(not outcome.verified for outcome in outcomes)),
         "bytes_copied": dg.MetadataValue.int(total),
         "slowest_file_seconds": dg.MetadataValue.float(round(seconds, 3)),
         "files": table,

@@ -10,7 +10,18 @@ from botocore.exceptions import (
 
 from bpsync_dagster.storage.errors import StorageError, TransientStorageError
 
-TRANSIENT_CODES = frozenset({"SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable", "Throttling"})
+# BadDigest and XAmzContentSHA256Mismatch: a body damaged on its way, which sending it again may fix.
+TRANSIENT_CODES = frozenset(
+    {
+        "SlowDown",
+        "RequestTimeout",
+        "InternalError",
+        "ServiceUnavailable",
+        "Throttling",
+        "BadDigest",
+        "XAmzContentSHA256Mismatch",
+    }
+)
 
 
 def s3_error(error: ClientError | BotoCoreError, subject: str) -> StorageError:

@@ -5,11 +5,15 @@ the same directory, fsyncs and renames it; S3 completes a multipart upload (or p
 only at the end and aborts it on failure.
 """
 
+import base64
+import errno
+import hashlib
 import math
 import os
-import tempfile
+import secrets
+import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -19,12 +23,17 @@ from typing import BinaryIO, Protocol
 from botocore.client import BaseClient
 from botocore.exceptions import BotoCoreError, ClientError
 
-from bpsync_dagster.configuration import PosixStorage, S3Storage, StorageSettings
-from bpsync_dagster.storage.errors import StorageError
+from bpsync_dagster.configuration import CopySettings, PosixStorage, S3Storage, StorageSettings
+from bpsync_dagster.storage.allocation import return_large_buffers_when_freed
+from bpsync_dagster.storage.byte_budget import ByteBudget
+from bpsync_dagster.storage.errors import StorageError, TransientStorageError
 from bpsync_dagster.storage.s3_client import make_s3_client, s3_reachability
 from bpsync_dagster.storage.s3_errors import s3_error
 
 PARTIAL_SUFFIX = ".bpsync-partial"
+NAME_MAX = 255
+# Two dots and eight random characters besides the object's name and the suffix.
+PARTIAL_OVERHEAD = 2 + 8 + len(PARTIAL_SUFFIX)
 MAX_PARTS = 10_000
 DIRECTORY_MODE = 0o750
 FILE_MODE = 0o640
@@ -51,6 +60,10 @@ class Placement(Protocol):
 
     def open(self) -> AbstractContextManager[BinaryIO]: ...
 
+    def buffer_size(self, size: int) -> int:
+        """The bytes a write of an object of `size` bytes holds in memory, besides what it is given."""
+        ...
+
     def stage(self, size: int) -> StagedObject: ...
 
 
@@ -70,15 +83,19 @@ class _Location(Protocol):
 
 
 class PosixStaged:
-    def __init__(self, final_path: Path, stale_partials: list[Path]) -> None:
+    """A temporary file in the object's directory (opened without following links), renamed over
+    the final name by `commit`. Owns `directory`, a descriptor of that directory."""
+
+    def __init__(self, directory: int, final_path: Path) -> None:
+        self._directory = directory
         self._final_path = final_path
-        _make_directories(final_path.parent)
-        for stale in stale_partials:
-            stale.unlink(missing_ok=True)
-        descriptor, temporary = tempfile.mkstemp(
-            dir=final_path.parent, prefix=f".{final_path.name}.", suffix=PARTIAL_SUFFIX
+        self._temporary = f"{partial_prefix(final_path.name)}{secrets.token_hex(4)}{PARTIAL_SUFFIX}"
+        descriptor = os.open(
+            self._temporary,
+            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+            0o600,
+            dir_fd=directory,
         )
-        self._temporary = Path(temporary)
         self._file = os.fdopen(descriptor, "wb")
         self._written = 0
         self._flushed = 0
@@ -93,20 +110,49 @@ class PosixStaged:
             self._flushed = self._written
 
     def commit(self) -> None:
-        self._file.flush()
-        os.fchmod(self._file.fileno(), FILE_MODE)
-        os.fsync(self._file.fileno())
-        self._file.close()
-        os.replace(self._temporary, self._final_path)
-        directory = os.open(self._final_path.parent, os.O_RDONLY)
         try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+            self._file.flush()
+            os.fchmod(self._file.fileno(), FILE_MODE)
+            os.fsync(self._file.fileno())
+            self._file.close()
+            _refuse_link(self._directory, self._final_path)
+            os.replace(self._temporary, self._final_path.name, src_dir_fd=self._directory, dst_dir_fd=self._directory)
+            os.fsync(self._directory)
+        except OSError as error:
+            raise StorageError(f"cannot write {self._final_path}: {error.strerror}") from None
+        os.close(self._directory)
+        self._directory = -1
 
     def abort(self) -> None:
         self._file.close()
-        self._temporary.unlink(missing_ok=True)
+        if self._directory >= 0:
+            try:
+                os.unlink(self._temporary, dir_fd=self._directory)
+            except FileNotFoundError:
+                pass
+            os.close(self._directory)
+            self._directory = -1
+
+
+def partial_prefix(name: str) -> str:
+    """How the temporary files written for object `name` begin: `.<name>.`, with `name` shortened and
+    followed by a digest of it where the whole temporary name would exceed NAME_MAX."""
+    encoded = os.fsencode(name)
+    if len(encoded) <= NAME_MAX - PARTIAL_OVERHEAD:
+        return f".{name}."
+    digest = hashlib.sha256(encoded).hexdigest()[:16]
+    kept = encoded[: NAME_MAX - PARTIAL_OVERHEAD - len(digest) - 1].decode("utf-8", "ignore")
+    return f".{kept}~{digest}."
+
+
+def _refuse_link(directory: int, path: Path) -> None:
+    """Raise if `path`'s last component, in `directory`, is a symbolic link."""
+    try:
+        mode = os.stat(path.name, dir_fd=directory, follow_symlinks=False).st_mode
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(mode):
+        raise StorageError(f"refusing to write {path}: it is a symbolic link in sync storage")
 
 
 def _make_directories(directory: Path) -> None:
@@ -123,6 +169,36 @@ def _make_directories(directory: Path) -> None:
         os.chmod(path, DIRECTORY_MODE)
 
 
+def _open_directory(root: Path, directory: Path) -> int:
+    """A descriptor of `directory` below `root`, made (DIRECTORY_MODE) where missing, reached one
+    component at a time without following a symbolic link (which is refused, naming it)."""
+    _make_directories(root)
+    descriptor = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    reached = root
+    try:
+        for name in directory.relative_to(root).parts:
+            reached = reached / name
+            try:
+                os.mkdir(name, DIRECTORY_MODE, dir_fd=descriptor)
+                created = True
+            except FileExistsError:
+                created = False
+            try:
+                child = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=descriptor)
+            except OSError as error:
+                if error.errno in (errno.ELOOP, errno.ENOTDIR):
+                    _refuse_link(descriptor, reached)
+                raise
+            os.close(descriptor)
+            descriptor = child
+            if created:
+                os.fchmod(descriptor, DIRECTORY_MODE)
+    except BaseException:
+        os.close(descriptor)
+        raise
+    return descriptor
+
+
 class PosixPlacement:
     def __init__(self, location: "PosixLocation", key: str) -> None:
         self._location = location
@@ -133,20 +209,41 @@ class PosixPlacement:
 
     def size(self) -> int | None:
         try:
-            return self.path.stat().st_size
+            status = self.path.lstat()
         except FileNotFoundError:
             return None
+        if stat.S_ISLNK(status.st_mode):
+            raise StorageError(f"refusing to read {self.path}: it is a symbolic link in sync storage")
+        return status.st_size
 
     @contextmanager
     def open(self) -> Iterator[BinaryIO]:
-        with self.path.open("rb") as stream:
+        descriptor = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        with os.fdopen(descriptor, "rb") as stream:
             yield stream
+
+    def buffer_size(self, size: int) -> int:
+        return 0
 
     def stage(self, size: int) -> StagedObject:
         try:
-            return PosixStaged(self.path, self._location.stale_partials(self.path))
+            directory = _open_directory(self._location.root, self.path.parent)
         except OSError as error:
             raise StorageError(f"cannot write {self.path}: {error.strerror}") from None
+        try:
+            _refuse_link(directory, self.path)
+            for stale in self._location.stale_partials(directory, self.path):
+                try:
+                    os.unlink(stale, dir_fd=directory)
+                except FileNotFoundError:
+                    pass
+            return PosixStaged(directory, self.path)
+        except OSError as error:
+            os.close(directory)
+            raise StorageError(f"cannot write {self.path}: {error.strerror}") from None
+        except BaseException:
+            os.close(directory)
+            raise
 
 
 class PosixLocation:
@@ -154,19 +251,20 @@ class PosixLocation:
         self.root = entry.path
         self.max_objects = entry.max_objects
         self.max_size = entry.max_size
-        self._partials: dict[Path, dict[str, list[Path]]] = {}
+        self._partials: dict[Path, dict[str, list[str]]] = {}
         self._lock = threading.Lock()
 
     def placement(self, key: str) -> Placement:
         return PosixPlacement(self, key)
 
-    def stale_partials(self, final_path: Path) -> list[Path]:
-        """Temporary files an interrupted earlier write of `final_path` left; each directory is listed once."""
+    def stale_partials(self, directory: int, final_path: Path) -> list[str]:
+        """Names of the temporary files an interrupted earlier write of `final_path` left in
+        `directory` (its descriptor); each directory is listed once."""
         with self._lock:
-            by_name = self._partials.get(final_path.parent)
-            if by_name is None:
-                by_name = self._partials[final_path.parent] = _partials_by_name(final_path.parent)
-            return by_name.pop(final_path.name, [])
+            by_prefix = self._partials.get(final_path.parent)
+            if by_prefix is None:
+                by_prefix = self._partials[final_path.parent] = _partials_by_prefix(directory)
+            return by_prefix.pop(partial_prefix(final_path.name), [])
 
     def usage(self) -> _Usage:
         usage = _Usage(0, 0)
@@ -174,54 +272,106 @@ class PosixLocation:
             for name in files:
                 if not name.endswith(PARTIAL_SUFFIX):
                     usage.objects += 1
-                    usage.size += os.path.getsize(os.path.join(directory, name))
+                    usage.size += os.lstat(os.path.join(directory, name)).st_size
         return usage
 
 
-def _partials_by_name(directory: Path) -> dict[str, list[Path]]:
-    """`.<name>.<random><PARTIAL_SUFFIX>` files of a directory, by the `<name>` they were written for."""
-    partials: dict[str, list[Path]] = {}
-    try:
-        entries = list(os.scandir(directory))
-    except FileNotFoundError:
-        return partials
-    for entry in entries:
-        if entry.name.startswith(".") and entry.name.endswith(PARTIAL_SUFFIX):
-            name = entry.name[1 : -len(PARTIAL_SUFFIX)].rpartition(".")[0]
-            partials.setdefault(name, []).append(Path(entry.path))
+def _partials_by_prefix(directory: int) -> dict[str, list[str]]:
+    """`<partial_prefix(name)><random><PARTIAL_SUFFIX>` files of a directory, by their prefix."""
+    partials: dict[str, list[str]] = {}
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            if entry.name.startswith(".") and entry.name.endswith(PARTIAL_SUFFIX):
+                prefix = entry.name[: -len(PARTIAL_SUFFIX)].rpartition(".")[0] + "."
+                partials.setdefault(prefix, []).append(entry.name)
     return partials
 
 
 class S3Staged:
     """Writes fill a buffer of a part's size (or the object's, if smaller); each full buffer is sent as
     a part by a background thread while the next one fills, so reading and sending overlap. Parts in
-    flight take slots from `part_slots`, shared by the uploads of one S3 entry: an upload holds the
-    part it fills plus its parts in flight, and all uploads together at most PARTS_IN_FLIGHT parts
-    in flight, whatever the objects' sizes."""
+    flight take slots from `part_slots`, shared by the uploads of one S3 entry: all uploads together
+    have at most PARTS_IN_FLIGHT parts in flight, whatever the objects' sizes.
+
+    The caller holds one buffer's bytes of `budget` for the upload. A further buffer, to fill while
+    parts are in flight, is taken from `budget` only if it has room at once; otherwise the upload
+    waits for its oldest part to be sent and fills that part's buffer again. Every part and a small
+    object carry their Content-MD5, so a body damaged on its way is refused by S3, and the ETag S3
+    answers must be that MD5."""
 
     def __init__(
-        self, client: BaseClient, bucket: str, key: str, part_size: int, size: int, part_slots: threading.Semaphore
+        self,
+        location: "S3Location",
+        key: str,
+        part_size: int,
+        size: int,
+        budget: ByteBudget,
+        done: Callable[[], None],
     ) -> None:
-        self._client = client
-        self._bucket = bucket
+        self._client = location.client
+        self._bucket = location.bucket
         self._key = key
         self._buffer = bytearray(max(1, min(part_size, size)))
         self._filled = 0
-        self._part_slots = part_slots
+        self._part_slots = location.part_slots
+        self._budget = budget
+        self._extra_buffers = 0
+        self._done = done
         self._upload_id: str | None = None
         self._sender: ThreadPoolExecutor | None = None
         self._in_flight: dict[int, Future[str]] = {}
         self._etags: dict[int, str] = {}
 
+    def describe(self) -> str:
+        return f"s3://{self._bucket}/{self._key}"
+
     def _call(self, action: str, method: str, **arguments: object) -> dict:
         try:
             return getattr(self._client, method)(Bucket=self._bucket, Key=self._key, **arguments)
-        except (ClientError, BotoCoreError) as error:
-            raise s3_error(error, f"{action} s3://{self._bucket}/{self._key}") from None
+        except ClientError as error:
+            code = str(error.response.get("Error", {}).get("Code"))
+            if code == "NoSuchUpload" or (method != "create_multipart_upload" and self._upload_gone()):
+                raise TransientStorageError(
+                    f"{action} {self.describe()}: the upload was aborted meanwhile, by another writer of the "
+                    f"same object or a clean-up (S3 answered {code})"
+                ) from None
+            raise s3_error(error, f"{action} {self.describe()}") from None
+        except BotoCoreError as error:
+            raise s3_error(error, f"{action} {self.describe()}") from None
+
+    def _upload_gone(self) -> bool:
+        """Whether this object's multipart upload is no longer open (some servers answer a part of an
+        aborted upload with a 500, not NoSuchUpload)."""
+        if self._upload_id is None:
+            return False
+        try:
+            uploads = self._client.list_multipart_uploads(Bucket=self._bucket, Prefix=self._key).get("Uploads", [])
+        except (ClientError, BotoCoreError):
+            return False
+        return all(upload["UploadId"] != self._upload_id for upload in uploads)
+
+    def _send_checked(self, action: str, method: str, data: bytes | bytearray, **arguments: object) -> str:
+        """Send `data` with its Content-MD5; the ETag S3 answers, which must be that MD5 unless the
+        server encrypts with KMS or a customer key (its ETag is then no MD5)."""
+        digest = hashlib.md5(data, usedforsecurity=False)
+        response = self._call(
+            action, method, Body=data, ContentMD5=base64.b64encode(digest.digest()).decode(), **arguments
+        )
+        etag = str(response["ETag"])
+        etag_is_md5 = response.get("ServerSideEncryption", "AES256") == "AES256" and not response.get(
+            "SSECustomerAlgorithm"
+        )
+        if etag_is_md5 and etag.strip('"').lower() != digest.hexdigest():
+            if method == "put_object":
+                # A single PUT is visible at once: take the damaged object away again.
+                self._call("removal of damaged", "delete_object")
+            raise TransientStorageError(
+                f"{action} {self.describe()}: S3 answered ETag {etag}, not the MD5 of what was sent"
+            )
+        return etag
 
     def _upload_part(self, number: int, data: bytearray) -> str:
-        response = self._call("upload part of", "upload_part", UploadId=self._upload_id, PartNumber=number, Body=data)
-        return response["ETag"]
+        return self._send_checked("upload part of", "upload_part", data, UploadId=self._upload_id, PartNumber=number)
 
     def _send_part(self, data: bytearray) -> None:
         """Start sending `data` as the next part once a slot is free; a part that failed raises here."""
@@ -240,12 +390,27 @@ class S3Staged:
         future.add_done_callback(lambda _: self._part_slots.release())
         self._in_flight[number] = future
 
-    def _collect(self, wait: bool) -> None:
-        """Take in the ETags of the parts that are done (of all, if `wait`); a failed part raises."""
+    def _collect(self, wait: bool, oldest_only: bool = False) -> None:
+        """Take in the ETags of the parts that are done (of all, if `wait`; of the oldest, if
+        `oldest_only`); a failed part raises. Buffers beyond those still in use go back to the budget."""
         for number, future in sorted(self._in_flight.items()):
-            if wait or future.done():
+            if wait or oldest_only or future.done():
                 del self._in_flight[number]
                 self._etags[number] = future.result()
+                oldest_only = False
+        while self._extra_buffers > len(self._in_flight):
+            self._extra_buffers -= 1
+            self._budget.release(len(self._buffer))
+
+    def _next_buffer(self) -> None:
+        """A buffer for the part after the one just sent: a new one if the budget has room, else
+        that of this upload's oldest part in flight, once it is sent."""
+        if len(self._in_flight) > self._extra_buffers:
+            if self._budget.try_acquire(len(self._buffer)):
+                self._extra_buffers += 1
+            else:
+                self._collect(wait=False, oldest_only=True)
+        self._buffer, self._filled = bytearray(len(self._buffer)), 0
 
     def write(self, data: bytes) -> None:
         view, capacity = memoryview(data), len(self._buffer)
@@ -253,28 +418,31 @@ class S3Staged:
             # A full buffer is sent only once more data comes: the last part goes with `commit`.
             if self._filled == capacity:
                 self._send_part(self._buffer)
-                self._buffer, self._filled = bytearray(capacity), 0
+                self._next_buffer()
             taken = min(capacity - self._filled, len(view))
             self._buffer[self._filled : self._filled + taken] = view[:taken]
             self._filled += taken
             view = view[taken:]
 
     def commit(self) -> None:
-        rest = self._buffer if self._filled == len(self._buffer) else self._buffer[: self._filled]
-        if self._upload_id is None:
-            self._call("put", "put_object", Body=rest)
-            return
-        if rest:
-            self._send_part(rest)
-        self._collect(wait=True)
-        self._stop_sender()
-        parts = [{"PartNumber": number, "ETag": etag} for number, etag in sorted(self._etags.items())]
-        self._call(
-            "complete upload of",
-            "complete_multipart_upload",
-            UploadId=self._upload_id,
-            MultipartUpload={"Parts": parts},
-        )
+        try:
+            rest = self._buffer if self._filled == len(self._buffer) else self._buffer[: self._filled]
+            if self._upload_id is None:
+                self._send_checked("put", "put_object", rest)
+                return
+            if rest:
+                self._send_part(rest)
+            self._collect(wait=True)
+            self._stop_sender()
+            parts = [{"PartNumber": number, "ETag": etag} for number, etag in sorted(self._etags.items())]
+            self._call(
+                "complete upload of",
+                "complete_multipart_upload",
+                UploadId=self._upload_id,
+                MultipartUpload={"Parts": parts},
+            )
+        finally:
+            self._finish()
 
     def abort(self) -> None:
         self._filled = 0
@@ -282,11 +450,20 @@ class S3Staged:
             future.cancel()
         self._in_flight.clear()
         self._stop_sender()
+        self._finish()
         if self._upload_id is not None:
             try:
                 self._client.abort_multipart_upload(Bucket=self._bucket, Key=self._key, UploadId=self._upload_id)
             except (ClientError, BotoCoreError):
                 pass
+
+    def _finish(self) -> None:
+        """Give back the extra buffers (once no part is in flight) and the object's name."""
+        if self._in_flight:
+            return
+        self._budget.release(self._extra_buffers * len(self._buffer))
+        self._extra_buffers = 0
+        self._done()
 
     def _stop_sender(self) -> None:
         if self._sender is not None:
@@ -324,30 +501,69 @@ class S3Placement:
         finally:
             body.close()
 
+    def buffer_size(self, size: int) -> int:
+        return max(1, min(self._location.part_size(size), size))
+
     def stage(self, size: int) -> StagedObject:
         location = self._location
         location.ensure_bucket()
-        location.abort_stale_uploads(self.key)
-        part_size = max(location.entry.chunk_size, math.ceil(size / (MAX_PARTS - 1)))
-        return S3Staged(location.client, location.bucket, self.key, part_size, size, location.part_slots)
+        location.start_writing(self.key)
+        try:
+            location.abort_stale_uploads(self.key)
+            return S3Staged(
+                location,
+                self.key,
+                location.part_size(size),
+                size,
+                location.budget,
+                lambda: location.stop_writing(self.key),
+            )
+        except BaseException:
+            location.stop_writing(self.key)
+            raise
 
 
 class S3Location:
     def __init__(
-        self, entry: S3Storage, client: BaseClient, bucket: str, exists: bool, part_slots: threading.Semaphore
+        self,
+        entry: S3Storage,
+        client: BaseClient,
+        bucket: str,
+        exists: bool,
+        part_slots: threading.Semaphore,
+        budget: ByteBudget,
     ) -> None:
         self.entry = entry
         self.client = client
         self.part_slots = part_slots
+        self.budget = budget
         self.bucket = bucket
         self.max_objects = entry.max_objects
         self.max_size = entry.max_size
         self._exists = exists
         self._lock = threading.Lock()
         self._open_uploads: dict[str, list[str]] | None = None
+        self._writing: set[str] = set()
 
     def placement(self, key: str) -> Placement:
         return S3Placement(self, key)
+
+    def part_size(self, size: int) -> int:
+        return max(self.entry.chunk_size, math.ceil(size / (MAX_PARTS - 1)))
+
+    def start_writing(self, key: str) -> None:
+        """Claim `key` for one write: a second write of it while the first goes on would abort the
+        first's upload, so it is refused."""
+        with self._lock:
+            if key in self._writing:
+                raise StorageError(
+                    f"refusing a second write of s3://{self.bucket}/{key} while this sync is writing it already"
+                )
+            self._writing.add(key)
+
+    def stop_writing(self, key: str) -> None:
+        with self._lock:
+            self._writing.discard(key)
 
     def abort_stale_uploads(self, key: str) -> None:
         """Abort the multipart uploads of `key` that an interrupted earlier write left open (its process
@@ -404,9 +620,14 @@ class S3Location:
 
 
 class SyncStorage:
-    """The sync entries in priority order; S3 entries roll over across `<bucket_prefix>1..max_buckets`."""
+    """The sync entries in priority order; S3 entries roll over across `<bucket_prefix>1..max_buckets`.
 
-    def __init__(self, settings: StorageSettings) -> None:
+    `budget` bounds the bytes the copies through this object hold in buffers at once (see `copy_file`);
+    freed buffers are returned to the system at once, so that the process's memory follows it."""
+
+    def __init__(self, settings: StorageSettings, buffer_limit: int = CopySettings.buffer_limit) -> None:
+        self.budget = ByteBudget(buffer_limit)
+        return_large_buffers_when_freed()
         self._locations: list[_Location] = []
         self._usage: dict[int, _Usage] = {}
         self._lock = threading.Lock()
@@ -425,6 +646,7 @@ class SyncStorage:
                     f"{entry.bucket_prefix}{number}",
                     f"{entry.bucket_prefix}{number}" in existing,
                     part_slots,
+                    self.budget,
                 )
                 for number in range(1, entry.max_buckets + 1)
             )

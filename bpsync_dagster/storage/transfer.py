@@ -7,12 +7,15 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from bpsync_dagster.sda_database import FileRecord
-from bpsync_dagster.storage.archive import ArchiveStorage
+from bpsync_dagster.storage.archive import ArchivedBody, ArchiveStorage
 from bpsync_dagster.storage.errors import StorageError
 from bpsync_dagster.storage.read_ahead import read_ahead
 from bpsync_dagster.storage.sync import Placement, SyncStorage
 
 READ_SIZE = 8 * 1024 * 1024
+READ_AHEAD_DEPTH = 2
+# The chunks one copy holds at most: those read ahead, the one being read and the one being written.
+CHUNKS_HELD = READ_AHEAD_DEPTH + 2
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,7 @@ class CopyOutcome:
     bytes_written: int
     seconds: float
     skipped: bool
+    verified: bool
 
     @property
     def megabytes_per_second(self) -> float:
@@ -41,7 +45,9 @@ def copy_file(
     """Write `header` + the archived body under `submission_file_path`, or reuse an identical object.
 
     The body is checked while it streams: its length must equal the archive object's size and
-    `archive_file_size`, and its sha256 the `ARCHIVED` checksum when the database has them.
+    `archive_file_size`, and its sha256 the `ARCHIVED` checksum when the database has them (the
+    outcome's `verified` says whether it had one). The copy waits until `sync.budget` has room for
+    its read-ahead chunks and its write buffer, and holds them until it is done.
     """
     started = time.monotonic()
     body = archive.body(record)
@@ -56,31 +62,50 @@ def copy_file(
         existing = sync.find(key)
         if existing is not None and _holds(existing, header, total_size, record.archived_sha256):
             return CopyOutcome(
-                record.accession_id, existing.describe(), total_size, 0, time.monotonic() - started, skipped=True
+                record.accession_id,
+                existing.describe(),
+                total_size,
+                0,
+                time.monotonic() - started,
+                skipped=True,
+                verified=True,
             )
     placement = sync.place(key, total_size)
-    staged = placement.stage(total_size)
+    with sync.budget.holding(CHUNKS_HELD * min(READ_SIZE, body_size) + placement.buffer_size(total_size)):
+        _write(placement, header, body, body_size, record.archived_sha256)
+    return CopyOutcome(
+        record.accession_id,
+        placement.describe(),
+        total_size,
+        total_size,
+        time.monotonic() - started,
+        skipped=False,
+        verified=bool(record.archived_sha256),
+    )
+
+
+def _write(
+    placement: Placement, header: bytes, body: ArchivedBody, body_size: int, archived_sha256: str | None
+) -> None:
+    staged = placement.stage(len(header) + body_size)
     try:
         staged.write(header)
         copied, digest = 0, hashlib.sha256()
-        with body.open() as stream, closing(read_ahead(stream, READ_SIZE)) as chunks:
+        with body.open() as stream, closing(read_ahead(stream, READ_SIZE, READ_AHEAD_DEPTH)) as chunks:
             for chunk in chunks:
                 digest.update(chunk)
                 staged.write(chunk)
                 copied += len(chunk)
         if copied != body_size:
             raise StorageError(f"read {copied} bytes of archived body {body.describe()}, expected {body_size}")
-        if record.archived_sha256 and digest.hexdigest() != record.archived_sha256.lower():
+        if archived_sha256 and digest.hexdigest() != archived_sha256.lower():
             raise StorageError(
-                f"archived body {body.describe()} has sha256 {digest.hexdigest()}, not the ARCHIVED checksum {record.archived_sha256}"
+                f"archived body {body.describe()} has sha256 {digest.hexdigest()}, not the ARCHIVED checksum {archived_sha256}"
             )
         staged.commit()
     except BaseException:
         staged.abort()
         raise
-    return CopyOutcome(
-        record.accession_id, placement.describe(), total_size, total_size, time.monotonic() - started, skipped=False
-    )
 
 
 def _holds(placement: Placement, header: bytes, total_size: int, archived_sha256: str | None) -> bool:

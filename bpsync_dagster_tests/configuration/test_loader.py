@@ -251,6 +251,22 @@ def test_audit_keys_come_from_the_environment_and_a_bad_cron_is_named(tmp_path: 
     assert error == "config: sync.audit.cron (env SYNC_AUDIT_CRON) must be a cron expression, not 'every night'"
 
 
+def test_the_copy_buffer_limit_is_512mb_unless_set_and_a_bad_one_is_named(tmp_path: Path) -> None:
+    assert load(tmp_path, config()).copy.buffer_limit == 512 * 1024**2
+    assert load(tmp_path, config(), SYNC_COPY_BUFFERLIMIT="2GB").copy.buffer_limit == 2 * 1024**3
+
+    too_small = config_error(tmp_path, config(), SYNC_COPY_BUFFERLIMIT="8MB")
+    assert (
+        too_small
+        == "config: sync.copy.bufferLimit (env SYNC_COPY_BUFFERLIMIT) must be at least 16MB, not 8388608 bytes"
+    )
+    not_a_size = config_error(tmp_path, config(), SYNC_COPY_BUFFERLIMIT="lots")
+    assert (
+        not_a_size
+        == "config: sync.copy.bufferLimit (env SYNC_COPY_BUFFERLIMIT) must be a data size such as 50MB, not 'lots'"
+    )
+
+
 def test_the_remote_read_timeout_is_at_most_what_the_retry_budget_allows(tmp_path: Path) -> None:
     assert load(tmp_path, config()).remote.read_timeout_seconds == 30
     assert load(tmp_path, config(), SYNC_REMOTE_READTIMEOUT="5").remote.read_timeout_seconds == 5

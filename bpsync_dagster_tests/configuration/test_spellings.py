@@ -92,6 +92,7 @@ SETTINGS = (
     Setting(("sync.audit.cron",), "30 1 * * 0", lambda s: s.audit.cron, "30 1 * * 0"),
     Setting(("sync.audit.verifyChecksums",), "true", lambda s: s.audit.verify_checksums, True),
     Setting(("sync.audit.resyncDrifted",), "true", lambda s: s.audit.resync_drifted, True),
+    Setting(("sync.copy.bufferLimit",), "1GB", lambda s: s.copy.buffer_limit, 1024**3),
 )
 FORMS = ("env", "yaml-nested", "yaml-dotted")
 

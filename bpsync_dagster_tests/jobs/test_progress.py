@@ -13,7 +13,7 @@ class FakeClock:
 
 
 def outcome(number: int, skipped: bool = False) -> CopyOutcome:
-    return CopyOutcome(f"F-{number}", f"/sync/f{number}.c4gh", 10, 0 if skipped else 10, 0.1, skipped)
+    return CopyOutcome(f"F-{number}", f"/sync/f{number}.c4gh", 10, 0 if skipped else 10, 0.1, skipped, verified=True)
 
 
 def test_files_finishing_together_share_one_line_and_the_rest_comes_with_the_flush() -> None:
