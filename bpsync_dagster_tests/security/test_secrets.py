@@ -11,7 +11,6 @@ row of every table of the instance's database.
 
 import base64
 import json
-import os
 import re
 from collections.abc import Iterator
 from contextlib import closing
@@ -169,7 +168,11 @@ def test_the_secrets_searched_for_are_exactly_those_the_test_nodes_configure(mak
     file, its environment (Dagster's database, the remote's password) and the broker's service user."""
     node: Node = make_node("s3", "s3")
     environment = node.environment()
-    set_by_the_node = {name: value for name, value in environment.items() if os.environ.get(name) != value}
+    # What the node adds to the inherited environment (a session fixture may have put the same
+    # values into os.environ already, so comparing with it would hide them).
+    set_by_the_node = {
+        name: environment[name] for name in [*node.dagster_env, "SYNC_REMOTE_PASSWORD", *node.extra_env]
+    }
 
     found = set(configured_secrets(node.config())) | set(configured_secrets(set_by_the_node))
 
