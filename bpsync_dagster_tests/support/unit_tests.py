@@ -29,6 +29,7 @@ UNIT_TEST_MODULES = frozenset(
         "c4gh/test_header.py",
         "c4gh/test_keys.py",
         "configuration/test_bad_configuration.py",
+        "configuration/test_cron.py",
         "configuration/test_loader.py",
         "configuration/test_logs.py",
         "configuration/test_schemas.py",
