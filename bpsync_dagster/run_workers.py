@@ -13,9 +13,9 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from dagster import DagsterInstance, DagsterRun, MetadataValue
-from dagster._core.events import DagsterEventType, EngineEventData, JobFailureData, RunFailureReason
-from dagster._core.launcher import DefaultRunLauncher
+from dagster import DagsterEventType, DagsterInstance, DagsterRun, DefaultRunLauncher, MetadataValue
+
+from bpsync_dagster.dagster_internals import EngineEventData, unexpected_termination
 
 PID_KEY = "pid"
 HOST_KEY = "host"
@@ -79,7 +79,7 @@ def fail_dead_run(instance: DagsterInstance, run: DagsterRun, worker: Worker) ->
     instance.report_run_failed(
         run,
         f"the process executing this run ({worker.describe()}) is gone; marked failed so it can be re-executed",
-        JobFailureData(error=None, failure_reason=RunFailureReason.UNEXPECTED_TERMINATION),
+        unexpected_termination(),
     )
 
 

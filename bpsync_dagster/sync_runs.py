@@ -4,19 +4,9 @@ Runs get the same origin as when the webserver or the daemon loads the root `wor
 the UI shows them like any run, can re-execute them, and the daemon's queue can launch them.
 """
 
-import sys
+from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, QueuedRunCoordinator, RunsFilter
 
-from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
-from dagster._core.definitions.reconstruct import ReconstructableJob, ReconstructableRepository
-from dagster._core.remote_origin import (
-    ManagedGrpcPythonEnvCodeLocationOrigin,
-    RemoteJobOrigin,
-    RemoteRepositoryOrigin,
-)
-from dagster._core.run_coordinator import QueuedRunCoordinator
-from dagster._core.storage.dagster_run import DagsterRun
-from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
-
+from bpsync_dagster.dagster_internals import ReconstructableJob, RemoteJobOrigin, workspace_job, workspace_job_origin
 from bpsync_dagster.jobs import DATASET_TAG, sync_dataset
 
 LOCATION_NAME = "bpsync"
@@ -36,16 +26,11 @@ class NoRunQueue(Exception):
 
 
 def reconstructable_job() -> ReconstructableJob:
-    repository = ReconstructableRepository.for_module(DEFINITIONS_MODULE, "defs", working_directory=None)
-    return repository.get_reconstructable_job(sync_dataset.name)
+    return workspace_job(DEFINITIONS_MODULE, sync_dataset.name)
 
 
 def remote_origin() -> RemoteJobOrigin:
-    location = ManagedGrpcPythonEnvCodeLocationOrigin(
-        LoadableTargetOrigin(executable_path=sys.executable, module_name=DEFINITIONS_MODULE),
-        location_name=LOCATION_NAME,
-    )
-    return RemoteJobOrigin(RemoteRepositoryOrigin(location, REPOSITORY_NAME), sync_dataset.name)
+    return workspace_job_origin(DEFINITIONS_MODULE, LOCATION_NAME, REPOSITORY_NAME, sync_dataset.name)
 
 
 def sync_run_config(dataset_id: str, accession_ids: list[str], parallel_files: int) -> dict[str, object]:

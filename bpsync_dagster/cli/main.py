@@ -7,7 +7,6 @@ import sys
 from typing import NoReturn
 
 from dagster import DagsterInstance
-from dagster._core.errors import DagsterHomeNotSetError
 
 from bpsync_dagster import sync_runs
 from bpsync_dagster.c4gh import KeyLoadError, load_node_keys
@@ -18,6 +17,16 @@ from bpsync_dagster.configuration import ConfigError, service_settings
 from bpsync_dagster.dataset_ids import InvalidId, check_id
 from bpsync_dagster.sda_database import DatabaseError
 from bpsync_dagster.sync_runs import NoRunQueue
+
+
+class DagsterHomeNotSet(Exception):
+    """`DAGSTER_HOME` is unset: Dagster's own error says so in a paragraph."""
+
+
+def _instance() -> DagsterInstance:
+    if not os.environ.get("DAGSTER_HOME"):
+        raise DagsterHomeNotSet("DAGSTER_HOME is not set: set it to the folder that holds dagster.yaml")
+    return DagsterInstance.get()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,13 +53,13 @@ def _run(arguments: argparse.Namespace) -> int:
     if arguments.command == "check":
         return check()
     if arguments.command == "backfill":
-        return backfill(DagsterInstance.get(), arguments.since, arguments.dry_run)
+        return backfill(_instance(), arguments.since, arguments.dry_run)
     if arguments.command == "sync":
         check_id("dataset_id", arguments.dataset_id)
         for accession_id in arguments.accession_ids:
             check_id("accession ID", accession_id)
     load_node_keys(service_settings().crypt4gh)
-    instance = DagsterInstance.get()
+    instance = _instance()
     # Keep one Postgres connection for the run's events instead of opening one per event.
     instance.optimize_for_webserver(statement_timeout=60_000, pool_recycle=3600, max_overflow=4)
     if arguments.command == "sync":
@@ -73,11 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         runs.RunStillRunning,
         NoRunQueue,
         DatabaseError,
+        DagsterHomeNotSet,
     ) as error:
         print(f"bpsync: {error}", file=sys.stderr)
-        return 2
-    except DagsterHomeNotSetError:
-        print("bpsync: DAGSTER_HOME is not set: set it to the folder that holds dagster.yaml", file=sys.stderr)
         return 2
 
 

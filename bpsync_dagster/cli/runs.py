@@ -6,17 +6,16 @@ them like any run and can re-execute them.
 
 import sys
 
-from dagster import DagsterEvent, DagsterEventType, DagsterInstance, DagsterRunStatus
-from dagster._core.execution.api import create_execution_plan, execute_run_iterator
-from dagster._core.execution.plan.plan import ExecutionPlan
-from dagster._core.execution.plan.state import KnownExecutionState
-from dagster._core.storage.dagster_run import DagsterRun
-from dagster._core.storage.tags import (
+from dagster import DagsterEvent, DagsterEventType, DagsterInstance, DagsterRun, DagsterRunStatus
+
+from bpsync_dagster.dagster_internals import (
     PARENT_RUN_ID_TAG,
     RESUME_RETRY_TAG,
     ROOT_RUN_ID_TAG,
+    SYSTEM_TAG_PREFIX,
+    create_resume_retry_run,
+    execute_run_events,
 )
-
 from bpsync_dagster.jobs import DATASET_TAG
 from bpsync_dagster.jobs.failures import failure_reason, innermost_message
 from bpsync_dagster.run_workers import announce_worker, dead_worker, fail_dead_run
@@ -48,27 +47,13 @@ def create_reexecution_from_failure(instance: DagsterInstance, parent_run_id: st
             f"bpsync: run {parent_run_id} was marked failed: its process ({worker.describe()}) is gone", file=sys.stderr
         )
         parent = instance.get_run_by_id(parent_run_id)
-    job = reconstructable_job()
-    step_keys, known_state = KnownExecutionState.build_resume_retry_reexecution(instance=instance, parent_run=parent)
-    plan: ExecutionPlan = create_execution_plan(
-        job, parent.run_config, step_keys_to_execute=step_keys, known_state=known_state, tags=parent.tags
-    )
-    root_run_id = parent.root_run_id or parent.run_id
-    return instance.create_run_for_job(
-        job_def=job.get_definition(),
-        execution_plan=plan,
-        run_config=parent.run_config,
-        tags={
-            **{key: value for key, value in parent.tags.items() if not key.startswith("dagster/")},
-            PARENT_RUN_ID_TAG: parent.run_id,
-            ROOT_RUN_ID_TAG: root_run_id,
-            RESUME_RETRY_TAG: "true",
-        },
-        root_run_id=root_run_id,
-        parent_run_id=parent.run_id,
-        remote_job_origin=remote_origin(),
-        job_code_origin=job.get_python_origin(),
-    )
+    tags = {
+        **{key: value for key, value in parent.tags.items() if not key.startswith(SYSTEM_TAG_PREFIX)},
+        PARENT_RUN_ID_TAG: parent.run_id,
+        ROOT_RUN_ID_TAG: parent.root_run_id or parent.run_id,
+        RESUME_RETRY_TAG: "true",
+    }
+    return create_resume_retry_run(instance, reconstructable_job(), remote_origin(), parent, tags)
 
 
 def execute_with_progress(instance: DagsterInstance, run: DagsterRun) -> int:
@@ -78,7 +63,7 @@ def execute_with_progress(instance: DagsterInstance, run: DagsterRun) -> int:
     announce_worker(instance, run)
     outputs: dict[str, dict[str, object]] = {}
     failure: DagsterEvent | None = None
-    for event in execute_run_iterator(reconstructable_job(), run, instance):
+    for event in execute_run_events(reconstructable_job(), run, instance):
         step = event.step_key
         if event.event_type == DagsterEventType.STEP_START:
             print(f"  {step} ...", flush=True)

@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from dagster._utils.schedules import is_valid_cron_string
-
 from bpsync_dagster.configuration.config_file import ConfigFile, YamlValue, collect, read_config_file, same_value
+from bpsync_dagster.configuration.cron import is_valid_cron
 from bpsync_dagster.configuration.errors import ConfigError
 from bpsync_dagster.configuration.settings import (
     AuditSettings,
@@ -303,7 +302,7 @@ def _sensor(source: _Source) -> SensorSettings:
 
 def _audit(source: _Source) -> AuditSettings:
     cron = source.text("sync.audit.cron", default=AuditSettings.cron).strip()
-    if not is_valid_cron_string(cron):
+    if not is_valid_cron(cron):
         raise ConfigError(f"{source.describe(('sync.audit.cron',))} must be a cron expression, not {cron!r}")
     return AuditSettings(
         cron=cron,

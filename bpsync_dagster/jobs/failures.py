@@ -4,10 +4,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import dagster as dg
-from dagster._utils.error import SerializableErrorInfo
 
 from bpsync_dagster.c4gh import HeaderError, KeyLoadError
 from bpsync_dagster.configuration import ConfigError
+from bpsync_dagster.dagster_internals import SerializableErrorInfo
 from bpsync_dagster.dataset_ids import escaped
 from bpsync_dagster.remote_api import (
     ManifestError,

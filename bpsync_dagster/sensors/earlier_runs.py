@@ -8,9 +8,9 @@ run again.
 """
 
 import dagster as dg
-from dagster._core.storage.tags import RUN_KEY_TAG
 
 from bpsync_dagster.broker.messages import SyncDataset
+from bpsync_dagster.dagster_internals import RUN_KEY_TAG
 from bpsync_dagster.jobs import DATASET_TAG
 from bpsync_dagster.sensors.mapping_poller import CORRELATION_TAG
 

@@ -1,6 +1,7 @@
 """The sensor that reports failed `sync_dataset` runs to the SDA error stream, each exactly once.
 
-Its cursor is the last run failure event it is done with. A failure whose info-error the broker does
+Its cursor is the storage ID of the last run failure event it is done with, as `{"record_id": N}`
+(the key of the run-status-sensor cursors it stored before, which it still reads). A failure whose info-error the broker does
 not take (down, unroutable) stops the tick there: the cursor stays before it and the next tick tries
 again. A published one is marked on its run (`bpsync/info_error_published`), so that a tick that
 ends before storing its cursor does not publish it twice.
@@ -11,12 +12,10 @@ import json
 from dataclasses import dataclass
 
 import dagster as dg
-from dagster._core.definitions.run_status_sensor_definition import RunStatusSensorCursor
-from dagster._core.event_api import EventLogRecord, RunStatusChangeRecordsFilter
-from dagster._core.storage.tags import WILL_RETRY_TAG
 
 from bpsync_dagster.broker.client import BrokerError, BrokerSession
 from bpsync_dagster.broker.messages import MAX_REASON_LENGTH, info_error_body
+from bpsync_dagster.dagster_internals import WILL_RETRY_TAG
 from bpsync_dagster.dataset_ids import escaped
 from bpsync_dagster.inventory import DATASET_PARTITIONS, failed_sync_evaluation
 from bpsync_dagster.jobs import DATASET_TAG, sync_dataset
@@ -71,7 +70,7 @@ def _failure_cause(instance: dg.DagsterInstance, run_id: str, failure_message: s
 
 
 def _failure_report(
-    instance: dg.DagsterInstance, record: EventLogRecord, log: dg.DagsterLogManager
+    instance: dg.DagsterInstance, record: dg.EventLogRecord, log: dg.DagsterLogManager
 ) -> FailureReport | None:
     """What to report of a run failure, or None: not a `sync_dataset` run, reported already, to be
     retried, or synced after all."""
@@ -103,7 +102,16 @@ def _mark_reported(instance: dg.DagsterInstance, report: FailureReport) -> None:
 
 
 def _reporter_cursor(storage_id: int) -> str:
-    return RunStatusSensorCursor(record_id=storage_id).to_json()
+    return json.dumps({"record_id": storage_id})
+
+
+def _cursor_storage_id(cursor: str | None) -> int | None:
+    try:
+        data = json.loads(cursor) if cursor else None
+    except json.JSONDecodeError:
+        return None
+    storage_id = data.get("record_id") if isinstance(data, dict) else None
+    return storage_id if isinstance(storage_id, int) else None
 
 
 @dg.sensor(
@@ -118,16 +126,16 @@ def _reporter_cursor(storage_id: int) -> str:
 )
 def failed_sync_reporter(context: dg.SensorEvaluationContext, broker: BrokerResource) -> dg.SensorResult:
     instance = context.instance
-    if context.cursor is None or not RunStatusSensorCursor.is_valid(context.cursor):
+    after = _cursor_storage_id(context.cursor)
+    if after is None:
         latest = instance.fetch_run_status_changes(dg.DagsterEventType.RUN_FAILURE, limit=1).records
         after = latest[0].storage_id if latest else -1
         return dg.SensorResult(
             skip_reason=dg.SkipReason(f"first tick: failures after event {after} are reported"),
             cursor=_reporter_cursor(after),
         )
-    after = RunStatusSensorCursor.from_json(context.cursor).record_id
     records = instance.fetch_run_status_changes(
-        RunStatusChangeRecordsFilter(dg.DagsterEventType.RUN_FAILURE, after_storage_id=after),
+        dg.RunStatusChangeRecordsFilter(dg.DagsterEventType.RUN_FAILURE, after_storage_id=after),
         limit=FAILURES_PER_TICK,
         ascending=True,
     ).records

@@ -4,9 +4,9 @@ import functools
 import time
 
 import dagster as dg
-from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
 
 from bpsync_dagster.configuration import service_settings
+from bpsync_dagster.dagster_internals import RUN_KEY_TAG, SENSOR_NAME_TAG
 from bpsync_dagster.jobs import sync_dataset
 from bpsync_dagster.resources import BrokerResource
 from bpsync_dagster.sensors.earlier_runs import synced_earlier

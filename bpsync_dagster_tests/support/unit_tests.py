@@ -28,7 +28,9 @@ UNIT_TEST_MODULES = frozenset(
         "broker/test_messages.py",
         "c4gh/test_header.py",
         "c4gh/test_keys.py",
+        "cli/test_dagster_home.py",
         "configuration/test_bad_configuration.py",
+        "configuration/test_cron.py",
         "configuration/test_loader.py",
         "configuration/test_logs.py",
         "configuration/test_schemas.py",
@@ -45,6 +47,7 @@ UNIT_TEST_MODULES = frozenset(
         "sda_database/test_records.py",
         "storage/test_read_ahead.py",
         "test_dataset_ids.py",
+        "test_public_api.py",
         "test_run_workers.py",
     }
 )
