@@ -17,6 +17,7 @@ from dagster._core.run_coordinator import QueuedRunCoordinator
 from dagster._core.storage.dagster_run import DagsterRun
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
+from bpsync_dagster.errors import SyncError
 from bpsync_dagster.jobs import DATASET_TAG, sync_dataset
 
 LOCATION_NAME = "bpsync"
@@ -31,7 +32,7 @@ UNFINISHED_STATUSES = [
 ]
 
 
-class NoRunQueue(Exception):
+class NoRunQueue(SyncError):
     """Runs can be queued only with the QueuedRunCoordinator."""
 
 
