@@ -9,6 +9,8 @@ whitespace: letters, marks, digits, punctuation and symbols of any script; no co
 private-use, unassigned or surrogate code point, no space.
 """
 
+from bpsync_dagster.errors import SyncError
+
 MAX_ID_LENGTH = 256
 SHOWN_LENGTH = 64
 
@@ -53,7 +55,7 @@ def id_problem(value: str) -> str | None:
     return None
 
 
-class InvalidId(ValueError):
+class InvalidId(SyncError, ValueError):
     """An ID that no run can carry; the message names it, escaped and cut."""
 
 

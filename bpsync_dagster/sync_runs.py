@@ -7,6 +7,7 @@ the UI shows them like any run, can re-execute them, and the daemon's queue can 
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, QueuedRunCoordinator, RunsFilter
 
 from bpsync_dagster.dagster_internals import ReconstructableJob, RemoteJobOrigin, workspace_job, workspace_job_origin
+from bpsync_dagster.errors import SyncError
 from bpsync_dagster.jobs import DATASET_TAG, sync_dataset
 
 LOCATION_NAME = "bpsync"
@@ -21,7 +22,7 @@ UNFINISHED_STATUSES = [
 ]
 
 
-class NoRunQueue(Exception):
+class NoRunQueue(SyncError):
     """Runs can be queued only with the QueuedRunCoordinator."""
 
 

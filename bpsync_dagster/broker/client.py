@@ -26,6 +26,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 
 from bpsync_dagster.broker.connection import connection_parameters
 from bpsync_dagster.configuration import BrokerSettings
+from bpsync_dagster.errors import SyncError
 
 logger = logging.getLogger(__name__)
 
@@ -50,8 +51,10 @@ class QueueKind(StrEnum):
     CLASSIC = "classic"
 
 
-class BrokerError(Exception):
+class BrokerError(SyncError):
     """The broker is unreachable, refused us, or the queue is missing."""
+
+    transient = True
 
 
 class InfoErrorNotPublished(BrokerError):
@@ -197,8 +200,8 @@ class BrokerSession:
                 raise BrokerError(
                     f"broker.queue {queue!r} is not a stream (the broker refuses a stream offset: {error.reply_text}); "
                     "set sync.sensor.queueType to classic or auto"
-                ) from None
-            raise BrokerError(f"broker.queue {queue!r}: {error.reply_text}") from None
+                ) from error
+            raise BrokerError(f"broker.queue {queue!r}: {error.reply_text}") from error
         return consumer
 
     def get_classic(self) -> Delivery | None:
@@ -232,17 +235,17 @@ class BrokerSession:
                 ),
                 mandatory=True,
             )
-        except pika.exceptions.UnroutableError:
+        except pika.exceptions.UnroutableError as error:
             raise InfoErrorNotPublished(
                 f"no queue is bound to routing key {ERROR_ROUTING_KEY!r} on {exchange}: the broker returned the info-error"
-            ) from None
-        except pika.exceptions.NackError:
-            raise InfoErrorNotPublished(f"the broker refused (nack) the info-error for {exchange}") from None
+            ) from error
+        except pika.exceptions.NackError as error:
+            raise InfoErrorNotPublished(f"the broker refused (nack) the info-error for {exchange}") from error
         except pika.exceptions.ChannelClosedByBroker as error:
-            raise InfoErrorNotPublished(f"{exchange}: {error.reply_text}") from None
+            raise InfoErrorNotPublished(f"{exchange}: {error.reply_text}") from error
         except (pika.exceptions.AMQPError, OSError) as error:
             detail = f"{type(error).__name__} {error}".strip()
-            raise InfoErrorNotPublished(f"the connection to the broker failed while publishing: {detail}") from None
+            raise InfoErrorNotPublished(f"the connection to the broker failed while publishing: {detail}") from error
         finally:
             if channel is not None and channel.is_open:
                 try:
@@ -279,6 +282,7 @@ class _StreamConsumer:
 def _connect(settings: BrokerSettings) -> pika.BlockingConnection:
     try:
         return pika.BlockingConnection(connection_parameters(settings))
+    # from None: pika's errors from opening a connection may carry its parameters, broker.password among them.
     except pika.exceptions.ProbableAuthenticationError:
         raise BrokerError(f"the broker refused broker.user {settings.user!r}") from None
     except (pika.exceptions.AMQPError, OSError) as error:
@@ -300,9 +304,9 @@ def detect_queue_kind(settings: BrokerSettings) -> QueueKind:
     except pika.exceptions.ConnectionClosedByBroker as error:
         if error.reply_code == 540 and "stream" in error.reply_text:
             return QueueKind.STREAM
-        raise BrokerError(f"broker.queue {settings.queue!r}: {error.reply_text}") from None
+        raise BrokerError(f"broker.queue {settings.queue!r}: {error.reply_text}") from error
     except pika.exceptions.ChannelClosedByBroker as error:
-        raise BrokerError(f"broker.queue {settings.queue!r}: {error.reply_text}") from None
+        raise BrokerError(f"broker.queue {settings.queue!r}: {error.reply_text}") from error
     finally:
         if connection.is_open:
             connection.close()

@@ -5,10 +5,12 @@ import os
 
 from crypt4gh import header as c4gh_header
 
+from bpsync_dagster.errors import SyncError
+
 X25519_CHACHA20 = 0
 
 
-class HeaderError(Exception):
+class HeaderError(SyncError):
     """A header that is malformed or cannot be opened with the node's key."""
 
 
@@ -22,7 +24,7 @@ def reencrypt_header(header: bytes, node_secret_key: bytes, receiver_public_key:
     try:
         packets = list(c4gh_header.parse(stream))
     except ValueError as error:
-        raise HeaderError(f"malformed crypt4gh header: {error}") from None
+        raise HeaderError(f"malformed crypt4gh header: {error}") from error
     trailing = len(header) - stream.tell()
     if trailing:
         raise HeaderError(f"malformed crypt4gh header: {trailing} bytes after its last packet")
@@ -32,7 +34,7 @@ def reencrypt_header(header: bytes, node_secret_key: bytes, receiver_public_key:
     try:
         data_packets, _edit_list = c4gh_header.partition_packets(opened)
     except ValueError as error:
-        raise HeaderError(f"invalid crypt4gh header: {error}") from None
+        raise HeaderError(f"invalid crypt4gh header: {error}") from error
     if not data_packets:
         raise HeaderError("the header holds no data encryption key")
     writer_key = os.urandom(32)

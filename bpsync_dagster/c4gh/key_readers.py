@@ -27,6 +27,8 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_public_key,
 )
 
+from bpsync_dagster.errors import SyncError
+
 PRIVATE_KEY = "c4gh.filePath"
 PUBLIC_KEY = "c4gh.syncPubKeyPath"
 PRIVATE_FORMATS = (
@@ -39,7 +41,7 @@ KEY_LENGTH = 32
 T = TypeVar("T")
 
 
-class KeyLoadError(Exception):
+class KeyLoadError(SyncError):
     """A key that cannot be read, parsed or unlocked; the message names the config key and file."""
 
 
@@ -76,6 +78,7 @@ def _quietly(read: Callable[[], T]) -> T:
         try:
             return read()
         except SystemExit as exit_:
+            # from None: the SystemExit is how the reader gives up, not a cause of the error it raised.
             raise (exit_.__context__ or ValueError("the crypt4gh reader gave up")) from None
 
 
@@ -106,6 +109,7 @@ def read_crypt4gh_private_key(path: Path, label: str, passphrase: str) -> Privat
         if stream.read(len(c4gh.MAGIC_WORD)) != c4gh.MAGIC_WORD:
             raise KeyLoadError(f"{invalid} (it does not start with {c4gh.MAGIC_WORD.decode()})")
         kdf = c4gh.decode_string(stream)
+    # from None, here and below: a reader's errors may hold bytes of the private key or its passphrase.
     except ValueError as error:
         raise KeyLoadError(f"{invalid} ({_detail(error)})") from None
     if kdf != b"none" and kdf not in KDFS:
@@ -139,6 +143,7 @@ def read_openssh_private_key(path: Path, passphrase: str) -> PrivateKey:
     invalid = f"{PRIVATE_KEY}: {path} is not a valid OpenSSH private key"
     try:
         key_type, cipher = _openssh_key_type_and_cipher(path)
+    # from None, here and below: a reader's errors may hold bytes of the private key or its passphrase.
     except ValueError as error:
         raise KeyLoadError(f"{invalid} ({_detail(error)})") from None
     if key_type != b"ssh-ed25519":
@@ -165,6 +170,7 @@ def read_pkcs8_private_key(path: Path, lines: list[str], encrypted: bool, passph
     invalid = f"{PRIVATE_KEY}: {path} is not a valid PKCS#8 private key"
     try:
         key = load_pem_private_key("\n".join(lines).encode(), passphrase.encode() if encrypted else None)
+    # from None: a reader's errors may hold bytes of the private key or its passphrase.
     except ValueError as error:
         if encrypted and "password" in str(error).lower():
             raise _wrong_passphrase(path) from None
@@ -188,7 +194,7 @@ def read_crypt4gh_public_key(path: Path, key_format: str) -> PublicKey:
     try:
         key = _quietly(lambda: get_public_key(str(path)))
     except Exception as error:
-        raise KeyLoadError(f"{PUBLIC_KEY}: {path} is not a valid {key_format} key ({_detail(error)})") from None
+        raise KeyLoadError(f"{PUBLIC_KEY}: {path} is not a valid {key_format} key ({_detail(error)})") from error
     if key is None:
         raise KeyLoadError(
             f"{PUBLIC_KEY}: {path} is not a valid {key_format} key (the crypt4gh reader returned nothing)"
@@ -202,7 +208,9 @@ def read_spki_public_key(path: Path, lines: list[str]) -> PublicKey:
     try:
         key = load_pem_public_key("\n".join(lines).encode())
     except (ValueError, UnsupportedAlgorithm) as error:
-        raise KeyLoadError(f"{PUBLIC_KEY}: {path} is not a valid SubjectPublicKeyInfo key ({_detail(error)})") from None
+        raise KeyLoadError(
+            f"{PUBLIC_KEY}: {path} is not a valid SubjectPublicKeyInfo key ({_detail(error)})"
+        ) from error
     if not isinstance(key, X25519PublicKey):
         kind = type(key).__name__.removesuffix("PublicKey").removeprefix("_")
         raise KeyLoadError(

@@ -83,16 +83,17 @@ def _lines(path: Path, config_key: str, what: str, formats: str) -> list[str]:
     """The file's non-blank lines, stripped: CRLF, blank lines and trailing whitespace do not matter."""
     try:
         text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise KeyLoadError(f"{config_key}: {what} {path} does not exist") from None
-    except PermissionError:
-        raise KeyLoadError(f"{config_key}: {what} {path} is not readable (permission denied)") from None
+    except FileNotFoundError as error:
+        raise KeyLoadError(f"{config_key}: {what} {path} does not exist") from error
+    except PermissionError as error:
+        raise KeyLoadError(f"{config_key}: {what} {path} is not readable (permission denied)") from error
     except UnicodeDecodeError as error:
+        # from None: the decode error holds the file's bytes, a private key's among them.
         raise KeyLoadError(
             f"{config_key}: {what} {path} cannot be read as text ({error}; accepted: {formats})"
         ) from None
     except OSError as error:
-        raise KeyLoadError(f"{config_key}: {what} {path} cannot be read ({error})") from None
+        raise KeyLoadError(f"{config_key}: {what} {path} cannot be read ({error})") from error
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if not lines:
         raise KeyLoadError(f"{config_key}: {what} {path} is empty")

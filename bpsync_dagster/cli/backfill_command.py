@@ -17,8 +17,8 @@ def parse_since(text: str) -> datetime.datetime:
     """A date or ISO timestamp; without a time zone it is UTC."""
     try:
         moment = datetime.datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD) or an ISO timestamp") from None
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD) or an ISO timestamp") from error
     return moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
 
 

@@ -15,11 +15,12 @@ from bpsync_dagster.cli.backfill_command import backfill, parse_since
 from bpsync_dagster.cli.check_command import check
 from bpsync_dagster.configuration import ConfigError, service_settings
 from bpsync_dagster.dataset_ids import InvalidId, check_id
+from bpsync_dagster.errors import SyncError
 from bpsync_dagster.sda_database import DatabaseError
 from bpsync_dagster.sync_runs import NoRunQueue
 
 
-class DagsterHomeNotSet(Exception):
+class DagsterHomeNotSet(SyncError):
     """`DAGSTER_HOME` is unset: Dagster's own error says so in a paragraph."""
 
 

@@ -16,17 +16,18 @@ from bpsync_dagster.dagster_internals import (
     create_resume_retry_run,
     execute_run_events,
 )
+from bpsync_dagster.errors import SyncError
 from bpsync_dagster.jobs import DATASET_TAG
 from bpsync_dagster.jobs.failures import failure_reason, innermost_message
 from bpsync_dagster.run_workers import announce_worker, dead_worker, fail_dead_run
 from bpsync_dagster.sync_runs import reconstructable_job, remote_origin
 
 
-class RunNotFound(Exception):
+class RunNotFound(SyncError):
     """The run to re-execute is not in the instance."""
 
 
-class RunStillRunning(Exception):
+class RunStillRunning(SyncError):
     """The run to re-execute has not ended and its worker is alive (or on another host)."""
 
 

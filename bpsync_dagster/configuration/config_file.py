@@ -130,10 +130,11 @@ def read_config_file(environ: Mapping[str, str]) -> ConfigFile:
     try:
         content = yaml.safe_load(path.read_text())
     except OSError as error:
-        raise ConfigError(f"cannot read {path}: {error.strerror}") from None
+        raise ConfigError(f"cannot read {path}: {error.strerror}") from error
     except yaml.YAMLError as error:
         where = getattr(error, "problem_mark", None)
         line = f" at line {where.line + 1}" if where is not None else ""
+        # from None: a YAML error quotes the file around the problem, a password perhaps.
         raise ConfigError(f"{path} is not valid YAML{line}") from None
     if content is None:
         return ConfigFile(path, {})

@@ -1,7 +1,9 @@
 """The error every configuration problem is reported as."""
 
+from bpsync_dagster.errors import SyncError
 
-class ConfigError(Exception):
+
+class ConfigError(SyncError):
     """A missing or malformed configuration key; its message is one line naming the key."""
 
     def __init__(self, problem: str) -> None:

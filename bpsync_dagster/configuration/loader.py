@@ -139,8 +139,8 @@ class _Source:
         def convert(value: object, key: str) -> int:
             try:
                 number = int(str(value).strip())
-            except ValueError:
-                raise ConfigError(f"{self.describe(keys)} must be an integer, not {value!r}") from None
+            except ValueError as error:
+                raise ConfigError(f"{self.describe(keys)} must be an integer, not {value!r}") from error
             if number < minimum or (maximum is not None and number > maximum):
                 bounds = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
                 raise ConfigError(f"{self.describe(keys)} must be {bounds}, not {number}")
@@ -235,7 +235,7 @@ def _remote_host(source: _Source, warnings: list[str]) -> str:
     try:
         parts = urlsplit(host if "://" in host else f"https://{host}")
     except ValueError as error:
-        raise ConfigError(f"{key} is not a URL: {error}") from None
+        raise ConfigError(f"{key} is not a URL: {error}") from error
     if "@" in parts.netloc:
         raise ConfigError(
             f"{key} holds credentials (user:password@ before the host): set sync.remote.user and "
@@ -287,11 +287,11 @@ def _sensor(source: _Source) -> SensorSettings:
     elif not stream_start.isdigit():
         try:
             datetime.datetime.fromisoformat(stream_start)
-        except ValueError:
+        except ValueError as error:
             raise ConfigError(
                 f"{source.describe(('sync.sensor.streamStart',))} must be first, next, an offset or an ISO timestamp, "
                 f"not {stream_start!r}"
-            ) from None
+            ) from error
     return SensorSettings(
         interval_seconds=_required(source.integer("sync.sensor.interval", default=1, minimum=1, maximum=3600)),
         batch_size=_required(source.integer("sync.sensor.batchSize", default=50, minimum=1, maximum=5000)),

@@ -40,7 +40,7 @@ def load_schema(path: Path) -> dict[str, object]:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError) as error:
-        raise ConfigError(f"schema {path} cannot be read as JSON: {error}") from None
+        raise ConfigError(f"schema {path} cannot be read as JSON: {error}") from error
 
 
 def _javascript_pattern(

@@ -10,14 +10,9 @@ from pydantic import Field
 
 from bpsync_dagster.c4gh import reencrypt_header
 from bpsync_dagster.dataset_ids import InvalidId, check_id, escaped
+from bpsync_dagster.errors import SyncError, is_final
 from bpsync_dagster.inventory import DATASET_PARTITIONS, MATCHES_SDA_CHECK, SYNCED_DATASET
-from bpsync_dagster.jobs.failures import (
-    COPY_RETRY,
-    DATABASE_RETRY,
-    REMOTE_API_RETRY,
-    final_failures,
-    is_final,
-)
+from bpsync_dagster.jobs.failures import COPY_RETRY, DATABASE_RETRY, REMOTE_API_RETRY, final_failures
 from bpsync_dagster.jobs.progress import CopyProgress
 from bpsync_dagster.remote_api import build_manifest, manifest_sha256, validate_manifest
 from bpsync_dagster.resources import (
@@ -69,8 +64,10 @@ class FileToCopy:
     header: bytes
 
 
-class CopyFailed(Exception):
-    """One or more files of the dataset could not be copied; names each file and cause."""
+class CopyFailed(SyncError):
+    """One or more files of the dataset could not be copied, none for good; names each file and cause."""
+
+    transient = True
 
 
 @dg.op(retry_policy=DATABASE_RETRY)
@@ -84,7 +81,7 @@ def fetch_file_records(
         for index, accession_id in enumerate(config.accession_ids):
             check_id(f"accession_ids/{index}", accession_id)
     except InvalidId as error:
-        raise dg.Failure(description=str(error), allow_retries=False) from None
+        raise dg.Failure(description=str(error), allow_retries=False) from error
     if context.run.tags.get(DATASET_TAG) != config.dataset_id:
         context.instance.add_run_tags(context.run_id, {DATASET_TAG: config.dataset_id})
     with final_failures():

@@ -8,18 +8,21 @@ import requests
 
 from bpsync_dagster.configuration import RemoteApiSettings
 from bpsync_dagster.dataset_ids import escaped
+from bpsync_dagster.errors import SyncError
 from bpsync_dagster.remote_api.manifest import manifest_body
 from bpsync_dagster.trust import ca_bundle_with
 
 MAX_SHOWN_LOCATION = 200
 
 
-class RemoteApiError(Exception):
+class RemoteApiError(SyncError):
     """The remote refused the manifest for good (4xx): retrying cannot help."""
 
 
 class TransientRemoteApiError(RemoteApiError):
     """The remote was unreachable, timed out or answered 5xx: a retry may succeed."""
+
+    transient = True
 
 
 def dataset_url(host: str, port: int | None) -> str:
@@ -63,6 +66,7 @@ class RemoteSyncApi:
                 verify=self._verify,
                 allow_redirects=False,
             )
+        # from None below: requests' errors hold the request, whose Authorization header carries the password.
         except requests.exceptions.SSLError as error:
             raise RemoteApiError(
                 f"dataset {dataset}: TLS with the remote API {self.url} failed: {_tls_failure(error)}"

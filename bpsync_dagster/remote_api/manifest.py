@@ -6,10 +6,11 @@ import json
 import jsonschema
 
 from bpsync_dagster.configuration.schemas import schema_validator
+from bpsync_dagster.errors import SyncError
 from bpsync_dagster.sda_database import FileRecord
 
 
-class ManifestError(Exception):
+class ManifestError(SyncError):
     """The manifest cannot be built or does not match `file-sync.json`; it is never sent."""
 
 

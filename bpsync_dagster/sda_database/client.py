@@ -8,6 +8,7 @@ import psycopg2
 import psycopg2.extensions
 
 from bpsync_dagster.configuration import DatabaseSettings
+from bpsync_dagster.errors import SyncError
 from bpsync_dagster.sda_database.records import FileRecord
 
 MINIMUM_SCHEMA_VERSION = 23
@@ -67,16 +68,22 @@ SELECT (SELECT MAX(version) FROM dbschema_version),
 """
 
 
-class DatabaseError(Exception):
+class DatabaseError(SyncError):
     """The SDA database is unreachable or refused a query; a retry may help."""
+
+    transient = True
 
 
 class SchemaVersionError(DatabaseError):
     """The SDA database's schema is older than this service needs; retrying cannot help."""
 
+    transient = False
+
 
 class MissingGrantError(DatabaseError):
     """The service's database role lacks a privilege; retrying cannot help, a grant can."""
+
+    transient = False
 
 
 @dataclass(frozen=True)
@@ -144,6 +151,7 @@ class SdaDatabase:
         try:
             connection = psycopg2.connect(**self._connection_parameters())
         except psycopg2.OperationalError as error:
+            # from None: psycopg2's connection errors may echo the connection string, password included.
             raise DatabaseError(f"cannot connect to the SDA database {self.describe()}: {_first_line(error)}") from None
         try:
             connection.set_session(readonly=True, autocommit=True)
@@ -164,15 +172,15 @@ class SdaDatabase:
                 raise MissingGrantError(
                     f"the SDA database role {self._settings.user} cannot read {schema}.dbschema_version "
                     f"({_first_line(error)}); the SDA grants it through its role base"
-                ) from None
+                ) from error
             if error.pgcode == UNDEFINED_TABLE:
                 raise SchemaVersionError(
                     f"the SDA database {self.describe()} has no table {schema}.dbschema_version; "
                     "db.schema (env DB_SCHEMA) names the schema of the SDA's tables"
-                ) from None
+                ) from error
             raise DatabaseError(
                 f"cannot read {schema}.dbschema_version in {self.describe()}: {_first_line(error)}"
-            ) from None
+            ) from error
         if version is None or version < MINIMUM_SCHEMA_VERSION:
             raise SchemaVersionError(
                 f"the SDA database {self.describe()} has schema version {version}; at least {MINIMUM_SCHEMA_VERSION} is required"
@@ -241,8 +249,8 @@ class SdaDatabase:
             if error.pgcode == INSUFFICIENT_PRIVILEGE:
                 raise MissingGrantError(
                     f"{what}: the SDA database role {self._settings.user} was refused: {_first_line(error)}"
-                ) from None
-            raise DatabaseError(f"{what} failed: {_first_line(error)}") from None
+                ) from error
+            raise DatabaseError(f"{what} failed: {_first_line(error)}") from error
 
 
 def _record(row: tuple) -> FileRecord:

@@ -5,13 +5,14 @@ import unicodedata
 from dataclasses import dataclass
 
 from bpsync_dagster.dataset_ids import escaped
+from bpsync_dagster.errors import SyncError
 
 SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 MAX_KEY_BYTES = 1024
 MAX_NAME_BYTES = 255
 
 
-class RecordError(Exception):
+class RecordError(SyncError):
     """A file record that cannot be synced; the message names the dataset, file and cause."""
 
 

@@ -13,7 +13,7 @@ from bpsync_dagster.configuration import PosixStorage, S3Storage, StorageSetting
 from bpsync_dagster.sda_database import FileRecord
 from bpsync_dagster.storage.errors import StorageError
 from bpsync_dagster.storage.s3_client import make_s3_client, s3_reachability
-from bpsync_dagster.storage.s3_errors import s3_error
+from bpsync_dagster.storage.s3_errors import s3_cause, s3_error
 
 
 class ArchivedBody(Protocol):
@@ -39,17 +39,17 @@ class PosixArchivedBody:
     def size(self) -> int:
         try:
             return self.path.stat().st_size
-        except FileNotFoundError:
-            raise StorageError(f"archived body {self.path} does not exist") from None
+        except FileNotFoundError as error:
+            raise StorageError(f"archived body {self.path} does not exist") from error
         except OSError as error:
-            raise StorageError(f"archived body {self.path} cannot be read: {error.strerror}") from None
+            raise StorageError(f"archived body {self.path} cannot be read: {error.strerror}") from error
 
     @contextmanager
     def open(self) -> Iterator[BinaryIO]:
         try:
             stream = self.path.open("rb")
         except OSError as error:
-            raise StorageError(f"archived body {self.path} cannot be opened: {error.strerror}") from None
+            raise StorageError(f"archived body {self.path} cannot be opened: {error.strerror}") from error
         with stream:
             yield stream
 
@@ -67,14 +67,14 @@ class S3ArchivedBody:
         try:
             return int(self._client.head_object(Bucket=self.bucket, Key=self.key)["ContentLength"])
         except (ClientError, BotoCoreError) as error:
-            raise s3_error(error, f"archived body {self.describe()}") from None
+            raise s3_error(error, f"archived body {self.describe()}") from s3_cause(error)
 
     @contextmanager
     def open(self) -> Iterator[BinaryIO]:
         try:
             response = self._client.get_object(Bucket=self.bucket, Key=self.key)
         except (ClientError, BotoCoreError) as error:
-            raise s3_error(error, f"archived body {self.describe()}") from None
+            raise s3_error(error, f"archived body {self.describe()}") from s3_cause(error)
         body = response["Body"]
         try:
             yield body

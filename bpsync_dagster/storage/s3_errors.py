@@ -5,6 +5,7 @@ from botocore.exceptions import (
     ClientError,
     ConnectionError,
     EndpointConnectionError,
+    HTTPClientError,
     ReadTimeoutError,
 )
 
@@ -37,3 +38,9 @@ def s3_error(error: ClientError | BotoCoreError, subject: str) -> StorageError:
     if isinstance(error, (EndpointConnectionError, ConnectionError, ReadTimeoutError)):
         return TransientStorageError(f"{subject}: S3 endpoint unreachable ({type(error).__name__})")
     return TransientStorageError(f"{subject}: {type(error).__name__}")
+
+
+def s3_cause(error: ClientError | BotoCoreError) -> BaseException | None:
+    """`error`, as the cause to keep of the storage error made of it; None for botocore's HTTP client
+    errors, whose `request` is the signed request (its Authorization header, a session token)."""
+    return None if isinstance(error, HTTPClientError) else error

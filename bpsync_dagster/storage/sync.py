@@ -28,7 +28,7 @@ from bpsync_dagster.storage.allocation import return_large_buffers_when_freed
 from bpsync_dagster.storage.byte_budget import ByteBudget
 from bpsync_dagster.storage.errors import StorageError, TransientStorageError
 from bpsync_dagster.storage.s3_client import make_s3_client, s3_reachability
-from bpsync_dagster.storage.s3_errors import s3_error
+from bpsync_dagster.storage.s3_errors import s3_cause, s3_error
 
 PARTIAL_SUFFIX = ".bpsync-partial"
 NAME_MAX = 255
@@ -119,7 +119,7 @@ class PosixStaged:
             os.replace(self._temporary, self._final_path.name, src_dir_fd=self._directory, dst_dir_fd=self._directory)
             os.fsync(self._directory)
         except OSError as error:
-            raise StorageError(f"cannot write {self._final_path}: {error.strerror}") from None
+            raise StorageError(f"cannot write {self._final_path}: {error.strerror}") from error
         os.close(self._directory)
         self._directory = -1
 
@@ -229,7 +229,7 @@ class PosixPlacement:
         try:
             directory = _open_directory(self._location.root, self.path.parent)
         except OSError as error:
-            raise StorageError(f"cannot write {self.path}: {error.strerror}") from None
+            raise StorageError(f"cannot write {self.path}: {error.strerror}") from error
         try:
             _refuse_link(directory, self.path)
             for stale in self._location.stale_partials(directory, self.path):
@@ -240,7 +240,7 @@ class PosixPlacement:
             return PosixStaged(directory, self.path)
         except OSError as error:
             os.close(directory)
-            raise StorageError(f"cannot write {self.path}: {error.strerror}") from None
+            raise StorageError(f"cannot write {self.path}: {error.strerror}") from error
         except BaseException:
             os.close(directory)
             raise
@@ -334,10 +334,10 @@ class S3Staged:
                 raise TransientStorageError(
                     f"{action} {self.describe()}: the upload was aborted meanwhile, by another writer of the "
                     f"same object or a clean-up (S3 answered {code})"
-                ) from None
-            raise s3_error(error, f"{action} {self.describe()}") from None
+                ) from error
+            raise s3_error(error, f"{action} {self.describe()}") from s3_cause(error)
         except BotoCoreError as error:
-            raise s3_error(error, f"{action} {self.describe()}") from None
+            raise s3_error(error, f"{action} {self.describe()}") from s3_cause(error)
 
     def _upload_gone(self) -> bool:
         """Whether this object's multipart upload is no longer open (some servers answer a part of an
@@ -486,16 +486,16 @@ class S3Placement:
         except ClientError as error:
             if str(error.response.get("Error", {}).get("Code")) in ("404", "NoSuchKey", "NotFound", "NoSuchBucket"):
                 return None
-            raise s3_error(error, f"look-up of {self.describe()}") from None
+            raise s3_error(error, f"look-up of {self.describe()}") from s3_cause(error)
         except BotoCoreError as error:
-            raise s3_error(error, f"look-up of {self.describe()}") from None
+            raise s3_error(error, f"look-up of {self.describe()}") from s3_cause(error)
 
     @contextmanager
     def open(self) -> Iterator[BinaryIO]:
         try:
             body = self._location.client.get_object(Bucket=self._location.bucket, Key=self.key)["Body"]
         except (ClientError, BotoCoreError) as error:
-            raise s3_error(error, f"read of {self.describe()}") from None
+            raise s3_error(error, f"read of {self.describe()}") from s3_cause(error)
         try:
             yield body
         finally:
@@ -577,7 +577,7 @@ class S3Location:
             try:
                 self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
             except (ClientError, BotoCoreError) as error:
-                raise s3_error(error, f"clean-up of an earlier upload of s3://{self.bucket}/{key}") from None
+                raise s3_error(error, f"clean-up of an earlier upload of s3://{self.bucket}/{key}") from s3_cause(error)
 
     def _list_open_uploads(self) -> dict[str, list[str]]:
         uploads: dict[str, list[str]] = {}
@@ -586,7 +586,7 @@ class S3Location:
                 for upload in page.get("Uploads", []):
                     uploads.setdefault(upload["Key"], []).append(upload["UploadId"])
         except (ClientError, BotoCoreError) as error:
-            raise s3_error(error, f"listing of open uploads in bucket {self.bucket}") from None
+            raise s3_error(error, f"listing of open uploads in bucket {self.bucket}") from s3_cause(error)
         return uploads
 
     def ensure_bucket(self) -> None:
@@ -600,9 +600,9 @@ class S3Location:
                     "BucketAlreadyOwnedByYou",
                     "BucketAlreadyExists",
                 ):
-                    raise s3_error(error, f"creation of bucket {self.bucket}") from None
+                    raise s3_error(error, f"creation of bucket {self.bucket}") from s3_cause(error)
             except BotoCoreError as error:
-                raise s3_error(error, f"creation of bucket {self.bucket}") from None
+                raise s3_error(error, f"creation of bucket {self.bucket}") from s3_cause(error)
             self._exists = True
 
     def usage(self) -> _Usage:
@@ -615,7 +615,7 @@ class S3Location:
                     usage.objects += 1
                     usage.size += int(item["Size"])
         except (ClientError, BotoCoreError) as error:
-            raise s3_error(error, f"listing of bucket {self.bucket}") from None
+            raise s3_error(error, f"listing of bucket {self.bucket}") from s3_cause(error)
         return usage
 
 
@@ -703,5 +703,5 @@ def _existing_buckets(client: BaseClient, entry: S3Storage) -> set[str]:
     try:
         buckets = client.list_buckets().get("Buckets", [])
     except (ClientError, BotoCoreError) as error:
-        raise s3_error(error, f"listing of buckets at {entry.endpoint}") from None
+        raise s3_error(error, f"listing of buckets at {entry.endpoint}") from s3_cause(error)
     return {bucket["Name"] for bucket in buckets if bucket["Name"].startswith(entry.bucket_prefix)}

@@ -170,9 +170,7 @@ def test_the_secrets_searched_for_are_exactly_those_the_test_nodes_configure(mak
     environment = node.environment()
     # What the node adds to the inherited environment (a session fixture may have put the same
     # values into os.environ already, so comparing with it would hide them).
-    set_by_the_node = {
-        name: environment[name] for name in [*node.dagster_env, "SYNC_REMOTE_PASSWORD", *node.extra_env]
-    }
+    set_by_the_node = {name: environment[name] for name in [*node.dagster_env, "SYNC_REMOTE_PASSWORD", *node.extra_env]}
 
     found = set(configured_secrets(node.config())) | set(configured_secrets(set_by_the_node))
 

@@ -47,6 +47,7 @@ UNIT_TEST_MODULES = frozenset(
         "sda_database/test_records.py",
         "storage/test_read_ahead.py",
         "test_dataset_ids.py",
+        "test_errors.py",
         "test_public_api.py",
         "test_run_workers.py",
     }
