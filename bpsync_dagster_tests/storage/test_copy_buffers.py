@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from bpsync_dagster.configuration import PosixStorage, S3Storage, StorageSettings
+from bpsync_dagster.configuration import PosixStorage, StorageSettings
 from bpsync_dagster.sda_database import FileRecord
 from bpsync_dagster.storage import ArchiveStorage, SyncStorage, copy_file
 from bpsync_dagster.storage.byte_budget import ByteBudget
 from bpsync_dagster.storage.transfer import CHUNKS_HELD, READ_SIZE
 from bpsync_dagster_tests.support.faults import wait_for
-from bpsync_dagster_tests.support.s3_server import S3_SERVERS, S3Endpoint
+from bpsync_dagster_tests.support.s3_server import S3_SERVERS, S3Endpoint, s3_sync_storage
 
 MiB = 1024 * 1024
 HEADER = b"crypt4gh header stand-in"
@@ -47,16 +47,7 @@ def archived_files(root: Path, count: int, size: int) -> tuple[ArchiveStorage, l
 
 def s3_sync(server: S3Endpoint, chunk_size: int, buffer_limit: int) -> tuple[SyncStorage, str]:
     prefix = f"budget-{uuid.uuid4().hex[:8]}-"
-    entry = S3Storage(
-        endpoint=server.endpoint_url,
-        access_key=server.access_key,
-        secret_key=server.secret_key,
-        disable_https=server.endpoint_url.startswith("http:"),
-        ca_cert=server.ca_certificate,
-        chunk_size=chunk_size,
-        bucket_prefix=prefix,
-    )
-    return SyncStorage(StorageSettings("sync", s3=(entry,)), buffer_limit), f"{prefix}1"
+    return s3_sync_storage(server, prefix, chunk_size, buffer_limit), f"{prefix}1"
 
 
 def copy_all(files: list[tuple[FileRecord, bytes]], archive: ArchiveStorage, sync: SyncStorage) -> None:

@@ -9,26 +9,16 @@ import pytest
 from botocore.awsrequest import AWSPreparedRequest
 from botocore.client import BaseClient
 
-from bpsync_dagster.configuration import S3Storage, StorageSettings
 from bpsync_dagster.storage.errors import StorageError, TransientStorageError
 from bpsync_dagster.storage.sync import StagedObject, SyncStorage
-from bpsync_dagster_tests.support.s3_server import S3_SERVERS, S3Endpoint
+from bpsync_dagster_tests.support.s3_server import S3_SERVERS, S3Endpoint, s3_sync_storage
 
 MiB = 1024 * 1024
 CHUNK = 5 * MiB
 
 
 def s3_storage(server: S3Endpoint, prefix: str) -> SyncStorage:
-    entry = S3Storage(
-        endpoint=server.endpoint_url,
-        access_key=server.access_key,
-        secret_key=server.secret_key,
-        disable_https=server.endpoint_url.startswith("http:"),
-        ca_cert=server.ca_certificate,
-        chunk_size=CHUNK,
-        bucket_prefix=prefix,
-    )
-    return SyncStorage(StorageSettings("sync", s3=(entry,)))
+    return s3_sync_storage(server, prefix, CHUNK)
 
 
 def unique_prefix(name: str) -> str:

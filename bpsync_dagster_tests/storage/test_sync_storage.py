@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from bpsync_dagster.configuration import PosixStorage, S3Storage, StorageSettings
+from bpsync_dagster.configuration import PosixStorage, StorageSettings
 from bpsync_dagster.storage.errors import StorageError
 from bpsync_dagster.storage.sync import PARTIAL_SUFFIX, PARTS_IN_FLIGHT, StagedObject, SyncStorage
 from bpsync_dagster_tests.support.interruptible_s3_server import InterruptibleS3Server
-from bpsync_dagster_tests.support.s3_server import S3_SERVERS, S3Endpoint
+from bpsync_dagster_tests.support.s3_server import S3_SERVERS, S3Endpoint, s3_sync_storage
 
 MiB = 1024 * 1024
 
@@ -59,25 +59,12 @@ def test_a_posix_write_larger_than_the_write_back_step_lands_whole(tmp_path: Pat
     assert [path.name for path in tmp_path.iterdir()] == ["big.c4gh"]
 
 
-def s3_storage(server: S3Endpoint, prefix: str, chunk_size: int) -> SyncStorage:
-    entry = S3Storage(
-        endpoint=server.endpoint_url,
-        access_key=server.access_key,
-        secret_key=server.secret_key,
-        disable_https=server.endpoint_url.startswith("http:"),
-        ca_cert=server.ca_certificate,
-        chunk_size=chunk_size,
-        bucket_prefix=prefix,
-    )
-    return SyncStorage(StorageSettings("sync", s3=(entry,)))
-
-
 @pytest.mark.parametrize("s3_server", [*S3_SERVERS, "radosgw-https"], indirect=True)
 def test_s3_objects_smaller_than_a_part_are_one_put_and_larger_ones_parts_of_the_chunk_size(
     s3_server: S3Endpoint,
 ) -> None:
     prefix = f"parts-{uuid.uuid4().hex[:8]}-"  # the HTTP and HTTPS runs share one gateway
-    storage = s3_storage(s3_server, prefix, chunk_size=5 * MiB)
+    storage = s3_sync_storage(s3_server, prefix, chunk_size=5 * MiB)
     exact = bytes(range(256)) * (5 * MiB // 256)
     larger = exact * 2 + b"tail"
 
@@ -110,7 +97,7 @@ def test_an_s3_upload_fills_the_next_part_while_parts_are_sent() -> None:
         staged.commit()
 
     with InterruptibleS3Server() as server:
-        storage = s3_storage(server, "overlap", chunk_size=chunk)
+        storage = s3_sync_storage(server, "overlap", chunk_size=chunk)
         gate = server.hold_upload_parts()
         staged = storage.place("user/overlap.c4gh", len(data)).stage(len(data))
         with ThreadPoolExecutor(max_workers=1) as writer:
@@ -133,7 +120,7 @@ def test_the_uploads_of_an_s3_entry_share_its_parts_in_flight() -> None:
     chunk = 5 * MiB
     objects = {f"user/{name}.c4gh": os.urandom(3 * chunk + 1) for name in ("a", "b", "c")}
     with InterruptibleS3Server() as server:
-        storage = s3_storage(server, "shared", chunk_size=chunk)
+        storage = s3_sync_storage(server, "shared", chunk_size=chunk)
         gate = server.hold_upload_parts()
         with ThreadPoolExecutor(max_workers=len(objects)) as writers:
             written = [writers.submit(write, storage, key, data, pieces=12) for key, data in objects.items()]
@@ -156,7 +143,7 @@ def test_the_uploads_of_an_s3_entry_share_its_parts_in_flight() -> None:
 def test_a_refused_s3_part_aborts_the_upload_and_names_the_object() -> None:
     data = os.urandom(4 * 5 * MiB)
     with InterruptibleS3Server() as server:
-        storage = s3_storage(server, "refused", chunk_size=5 * MiB)
+        storage = s3_sync_storage(server, "refused", chunk_size=5 * MiB)
         server.refuse_upload_part(2)
         staged = storage.place("user/refused.c4gh", len(data)).stage(len(data))
         with pytest.raises(StorageError) as raised:

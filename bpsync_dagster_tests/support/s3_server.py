@@ -13,6 +13,8 @@ from botocore.client import BaseClient
 from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
+from bpsync_dagster.configuration import CopySettings, S3Storage, StorageSettings
+from bpsync_dagster.storage.sync import SyncStorage
 from bpsync_dagster_tests.support.lifecycle import StartedService
 
 ACCESS_KEY = "access"
@@ -116,3 +118,19 @@ class S3Server(StartedService):
     def client(self) -> BaseClient:
         """A boto3 S3 client for this endpoint (path-style addressing)."""
         return s3_client(self.endpoint_url, self.access_key, self.secret_key)
+
+
+def s3_sync_storage(
+    server: S3Endpoint, prefix: str, chunk_size: int, buffer_limit: int = CopySettings.buffer_limit
+) -> SyncStorage:
+    """The service's sync storage on `server`: one S3 entry whose buckets are named `<prefix><n>`."""
+    entry = S3Storage(
+        endpoint=server.endpoint_url,
+        access_key=server.access_key,
+        secret_key=server.secret_key,
+        disable_https=server.endpoint_url.startswith("http:"),
+        ca_cert=server.ca_certificate,
+        chunk_size=chunk_size,
+        bucket_prefix=prefix,
+    )
+    return SyncStorage(StorageSettings("sync", s3=(entry,)), buffer_limit)
