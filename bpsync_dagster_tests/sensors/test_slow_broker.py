@@ -18,7 +18,7 @@ from bpsync_dagster_tests.support.daemon import wait_until
 from bpsync_dagster_tests.support.delaying_proxy import DelayingProxy, Pacing
 from bpsync_dagster_tests.support.environment import Node
 from bpsync_dagster_tests.support.rabbitmq import Topology, topology
-from bpsync_dagster_tests.support.sensor_ticks import configure_sensor, evaluate_tick, mapping
+from bpsync_dagster_tests.support.sensor_ticks import configure_sensor, evaluate_tick, evaluate_ticks, mapping
 
 BROKER_PORT = 5672
 # Sensor evaluation times out after 60 s; a tick must stay well under it.
@@ -112,12 +112,8 @@ def test_a_first_start_whose_position_reads_are_slow_replays_nothing(
             proxy.slowing = False
             new = sensor_node.dataset_id("new")
             names.publish(mapping(new, "ACC-2"))
-            requests = list(first.run_requests)
-            cursor = first.cursor
-            for _ in range(2):
-                result = evaluate_tick(instance, cursor)
-                requests += result.run_requests
-                cursor = result.cursor
+            later, _ = evaluate_ticks(instance, first.cursor, 2)
+            requests = [*first.run_requests, *later]
 
     assert [request.tags["dataset_id"] for request in requests] == [new]
     assert [_offset(request) for request in requests] == [3]
@@ -152,12 +148,8 @@ def test_finding_the_tail_on_a_first_start_reads_one_chunk_while_messages_keep_c
         assert seconds < 5, f"the first tick took {seconds:.1f} s to find the stream's tail"
         assert json.loads(first.cursor)["offset"] >= 19
 
-        requests = list(first.run_requests)
-        cursor = first.cursor
-        for _ in range(3):
-            result = evaluate_tick(instance, cursor)
-            requests += result.run_requests
-            cursor = result.cursor
+        later, _ = evaluate_ticks(instance, first.cursor, 3)
+        requests = [*first.run_requests, *later]
 
     # Everything after the tail the first tick found, once each; nothing from before the first tick.
     offsets = [_offset(request) for request in requests]

@@ -13,19 +13,8 @@ import dagster as dg
 
 from bpsync_dagster_tests.support.environment import Node
 from bpsync_dagster_tests.support.rabbitmq import topology
-from bpsync_dagster_tests.support.sensor_ticks import configure_sensor, evaluate_tick, mapping
+from bpsync_dagster_tests.support.sensor_ticks import configure_sensor, evaluate_tick, evaluate_ticks, mapping
 from bpsync_dagster_tests.support.streams import execute_request, recreate_stream
-
-
-def _ticks(instance: dg.DagsterInstance, cursor: str, count: int) -> tuple[list[dg.RunRequest], dict]:
-    """The run requests of `count` ticks from `cursor`, and the cursor after them."""
-    requests: list[dg.RunRequest] = []
-    for _ in range(count):
-        result = evaluate_tick(instance, cursor)
-        assert result.cursor is not None, result.skip_reason
-        requests += result.run_requests
-        cursor = result.cursor
-    return requests, json.loads(cursor)
 
 
 def _synced_message(node: Node, name: str) -> dict:
@@ -54,10 +43,10 @@ def test_a_recreated_stream_shorter_than_the_cursor_is_noticed_on_evidence_only(
         fresh = sensor_node.dataset_id("fresh")
         names.publish(mapping(fresh, "ACC-F"), correlation_id="corr-fresh")
         names.publish(synced, correlation_id="corr-synced")
-        requests, cursor = _ticks(instance, empty.cursor, 2)
+        requests, cursor = evaluate_ticks(instance, empty.cursor, 2)
 
     assert [(r.run_key, r.tags["dataset_id"]) for r in requests] == [(f"{names.mapping_queue}:1:0", fresh)]
-    assert (cursor["generation"], cursor["offset"]) == (1, 1)
+    assert (json.loads(cursor)["generation"], json.loads(cursor)["offset"]) == (1, 1)
 
 
 def test_a_recreated_stream_longer_than_the_cursor_is_read_from_its_start(sensor_node: Node, monkeypatch) -> None:
@@ -76,10 +65,10 @@ def test_a_recreated_stream_longer_than_the_cursor_is_read_from_its_start(sensor
         later = [sensor_node.dataset_id(f"later-{number}") for number in range(2)]
         for number, dataset_id in enumerate(later):
             names.publish(mapping(dataset_id, f"ACC-L{number}"), correlation_id=f"corr-later-{number}")
-        requests, cursor = _ticks(instance, first.cursor, 2)
+        requests, cursor = evaluate_ticks(instance, first.cursor, 2)
 
     assert [(r.run_key, r.tags["dataset_id"]) for r in requests] == [
         (f"{names.mapping_queue}:1:1", later[0]),
         (f"{names.mapping_queue}:1:2", later[1]),
     ]
-    assert (cursor["generation"], cursor["offset"]) == (1, 2)
+    assert (json.loads(cursor)["generation"], json.loads(cursor)["offset"]) == (1, 2)

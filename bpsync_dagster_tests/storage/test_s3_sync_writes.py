@@ -10,8 +10,9 @@ from botocore.awsrequest import AWSPreparedRequest
 from botocore.client import BaseClient
 
 from bpsync_dagster.storage.errors import StorageError, TransientStorageError
-from bpsync_dagster.storage.sync import StagedObject, SyncStorage
+from bpsync_dagster.storage.sync import SyncStorage
 from bpsync_dagster_tests.support.s3_server import S3_SERVERS, S3Endpoint, s3_sync_storage
+from bpsync_dagster_tests.support.staged_writes import write_all
 
 MiB = 1024 * 1024
 CHUNK = 5 * MiB
@@ -44,16 +45,6 @@ def damage_in_transit(client: BaseClient, operation: str) -> Callable[[], int]:
 
     client.meta.events.register(f"before-send.s3.{operation}", damage)
     return lambda: damaged
-
-
-def write_all(staged: StagedObject, data: bytes) -> None:
-    try:
-        for start in range(0, len(data), MiB):
-            staged.write(data[start : start + MiB])
-        staged.commit()
-    except BaseException:
-        staged.abort()
-        raise
 
 
 def open_uploads(server: S3Endpoint, bucket: str) -> list[str]:

@@ -14,6 +14,7 @@ from bpsync_dagster.storage.errors import StorageError
 from bpsync_dagster.storage.sync import PARTIAL_SUFFIX, PARTS_IN_FLIGHT, StagedObject, SyncStorage
 from bpsync_dagster_tests.support.interruptible_s3_server import InterruptibleS3Server
 from bpsync_dagster_tests.support.s3_server import S3_SERVERS, S3Endpoint, s3_sync_storage
+from bpsync_dagster_tests.support.staged_writes import write_all
 
 MiB = 1024 * 1024
 
@@ -147,13 +148,7 @@ def test_a_refused_s3_part_aborts_the_upload_and_names_the_object() -> None:
         server.refuse_upload_part(2)
         staged = storage.place("user/refused.c4gh", len(data)).stage(len(data))
         with pytest.raises(StorageError) as raised:
-            try:
-                for start in range(0, len(data), MiB):
-                    staged.write(data[start : start + MiB])
-                staged.commit()
-            except BaseException:
-                staged.abort()
-                raise
+            write_all(staged, data)
 
         client = server.client()
         assert client.list_multipart_uploads(Bucket="refused1").get("Uploads", []) == []

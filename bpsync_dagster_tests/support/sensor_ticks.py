@@ -24,6 +24,18 @@ def evaluate_tick(instance: dg.DagsterInstance, cursor: str | None) -> dg.Sensor
     return sensor(dg.build_sensor_context(instance=instance, cursor=cursor, resources={"broker": BrokerResource()}))
 
 
+def evaluate_ticks(instance: dg.DagsterInstance, cursor: str | None, count: int) -> tuple[list[dg.RunRequest], str]:
+    """The run requests of `count` ticks from `cursor`, and the cursor after them."""
+    requests: list[dg.RunRequest] = []
+    for _ in range(count):
+        result = evaluate_tick(instance, cursor)
+        assert result.cursor is not None, result.skip_reason
+        requests += result.run_requests
+        cursor = result.cursor
+    assert cursor is not None
+    return requests, cursor
+
+
 def store_runs(instance: dg.DagsterInstance, result: dg.SensorResult) -> list[dg.DagsterRun]:
     """Create the runs a tick requested, as the daemon does (tagged with the run key and the sensor),
     except those whose run key Dagster already holds; none is launched."""
