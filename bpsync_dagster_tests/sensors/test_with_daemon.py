@@ -9,7 +9,7 @@ import dagster as dg
 import pytest
 from dagster._core.storage.tags import RUN_KEY_TAG
 
-from bpsync_dagster_tests.support.daemon import Daemon, wait_until
+from bpsync_dagster_tests.support.daemon import Daemon, wait_for_count, wait_until
 from bpsync_dagster_tests.support.environment import Node
 from bpsync_dagster_tests.support.rabbitmq import Topology, topology
 from bpsync_dagster_tests.support.sensor_state import cursor_on, received_datasets, runs_of, sensor_state
@@ -70,7 +70,7 @@ def test_a_published_mapping_is_synced_even_when_published_while_the_daemon_is_d
         assert json.loads(body["original-message"])["dataset_id"] == node.dataset_id("failing")
 
 
-@pytest.mark.timeout(900)  # up to 480 s of waiting for runs, after two daemon starts
+@pytest.mark.timeout(1500)  # the runs are waited for while their number grows; a stall of 120 s fails
 @pytest.mark.parametrize(("kind", "messages", "kill_after"), [("stream", 500, 120), ("classic", 150, 60)])
 def test_every_message_ends_in_exactly_one_run_across_a_daemon_crash(
     make_isolated_node, tmp_path: Path, kind: str, messages: int, kill_after: int
@@ -90,12 +90,16 @@ def test_every_message_ends_in_exactly_one_run_across_a_daemon_crash(
             names.publish(_mapping(node.dataset_id(f"many-{number:04d}"), [f"ACC-{number}"]))
         instance = node.instance()
         daemon = Daemon(node.environment(), tmp_path / "daemon.log")
+
+        def run_count() -> int:
+            return len(runs_of(instance, names.mapping_queue))
+
         daemon.start()
         try:
-            wait_until(lambda: len(runs_of(instance, names.mapping_queue)) >= kill_after, 180, "the first runs")
+            wait_for_count(run_count, kill_after, 120, "the first runs")
             daemon.kill()
             daemon.start()
-            wait_until(lambda: len(runs_of(instance, names.mapping_queue)) >= messages, 300, "a run for every message")
+            wait_for_count(run_count, messages, 120, "a run for every message")
             if kind == "classic":
                 wait_until(lambda: names.ready_count() == 0, 60, "every classic message to be acked")
             wait_until(lambda: _cursor_settled(instance, names, kind, messages), 60, "the sensor to settle")

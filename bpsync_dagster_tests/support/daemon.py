@@ -22,6 +22,20 @@ def wait_until(check: Callable[[], T], timeout: float, what: str, interval: floa
         time.sleep(interval)
 
 
+def wait_for_count(
+    count: Callable[[], int], target: int, stall_timeout: float, what: str, interval: float = 1.0
+) -> None:
+    """Until `count()` reaches `target`; AssertionError naming `what` and the count reached once it has not
+    grown for `stall_timeout` seconds. A slow machine takes longer; a stuck one fails."""
+    best, grew_at = -1, time.monotonic()
+    while (current := count()) < target:
+        if current > best:
+            best, grew_at = current, time.monotonic()
+        elif time.monotonic() - grew_at > stall_timeout:
+            raise AssertionError(f"{what}: stuck at {current} of {target} for {stall_timeout} s")
+        time.sleep(interval)
+
+
 class Daemon(ServiceProcess):
     """`dagster-daemon run -w workspace.yaml`: sensors, run queue, run monitoring."""
 
