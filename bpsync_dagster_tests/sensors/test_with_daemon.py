@@ -96,10 +96,10 @@ def test_every_message_ends_in_exactly_one_run_across_a_daemon_crash(
 
         daemon.start()
         try:
-            wait_for_count(run_count, kill_after, 120, "the first runs")
+            wait_for_count(run_count, kill_after, 120, "the first runs", describe=daemon.problems)
             daemon.kill()
             daemon.start()
-            wait_for_count(run_count, messages, 120, "a run for every message")
+            wait_for_count(run_count, messages, 120, "a run for every message", describe=daemon.problems)
             if kind == "classic":
                 wait_until(lambda: names.ready_count() == 0, 60, "every classic message to be acked")
             wait_until(lambda: _cursor_settled(instance, names, kind, messages), 60, "the sensor to settle")

@@ -23,16 +23,21 @@ def wait_until(check: Callable[[], T], timeout: float, what: str, interval: floa
 
 
 def wait_for_count(
-    count: Callable[[], int], target: int, stall_timeout: float, what: str, interval: float = 1.0
+    count: Callable[[], int],
+    target: int,
+    stall_timeout: float,
+    what: str,
+    interval: float = 1.0,
+    describe: Callable[[], str] = lambda: "",
 ) -> None:
     """Until `count()` reaches `target`; AssertionError naming `what` and the count reached once it has not
-    grown for `stall_timeout` seconds. A slow machine takes longer; a stuck one fails."""
+    grown for `stall_timeout` seconds, with what `describe()` adds. A slow machine takes longer; a stuck one fails."""
     best, grew_at = -1, time.monotonic()
     while (current := count()) < target:
         if current > best:
             best, grew_at = current, time.monotonic()
         elif time.monotonic() - grew_at > stall_timeout:
-            raise AssertionError(f"{what}: stuck at {current} of {target} for {stall_timeout} s")
+            raise AssertionError(f"{what}: stuck at {current} of {target} for {stall_timeout} s\n{describe()}")
         time.sleep(interval)
 
 
@@ -48,3 +53,9 @@ class Daemon(ServiceProcess):
 
     def __exit__(self, *_: object) -> None:
         self.kill()
+
+    def problems(self, lines: int = 40) -> str:
+        """The last `lines` warnings, errors and mapping-sensor summaries of the daemon's log."""
+        marks = ("WARNING", "ERROR", "Error", "mapping sensor:")
+        found = [line for line in self.log().splitlines() if any(mark in line for mark in marks)]
+        return "\n".join(found[-lines:])
