@@ -9,8 +9,9 @@ from typing import BinaryIO
 from bpsync_dagster.sda_database import FileRecord
 from bpsync_dagster.storage.archive import ArchivedBody, ArchiveStorage
 from bpsync_dagster.storage.errors import StorageError
+from bpsync_dagster.storage.placement import Placement
 from bpsync_dagster.storage.read_ahead import read_ahead
-from bpsync_dagster.storage.sync import Placement, SyncStorage
+from bpsync_dagster.storage.sync import SyncStorage
 
 READ_SIZE = 8 * 1024 * 1024
 READ_AHEAD_DEPTH = 2

@@ -13,7 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bpsync_dagster.configuration import PosixStorage, StorageSettings
-from bpsync_dagster.storage.sync import PARTIAL_SUFFIX, SyncStorage
+from bpsync_dagster.storage.posix_sync import PARTIAL_SUFFIX
+from bpsync_dagster.storage.sync import SyncStorage
 from bpsync_dagster_tests.support.environment import Node
 
 NESTED_FILES = [("submitter@example.org/study/raw/a.c4gh", b"a" * 300), ("submitter@example.org/b.c4gh", b"b" * 200)]

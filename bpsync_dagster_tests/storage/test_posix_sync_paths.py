@@ -8,7 +8,8 @@ import pytest
 
 from bpsync_dagster.configuration import PosixStorage, StorageSettings
 from bpsync_dagster.storage.errors import StorageError
-from bpsync_dagster.storage.sync import PARTIAL_SUFFIX, SyncStorage
+from bpsync_dagster.storage.posix_sync import PARTIAL_SUFFIX
+from bpsync_dagster.storage.sync import SyncStorage
 
 
 def posix_storage(root: Path) -> SyncStorage:

@@ -11,7 +11,10 @@ import pytest
 
 from bpsync_dagster.configuration import PosixStorage, StorageSettings
 from bpsync_dagster.storage.errors import StorageError
-from bpsync_dagster.storage.sync import PARTIAL_SUFFIX, PARTS_IN_FLIGHT, StagedObject, SyncStorage
+from bpsync_dagster.storage.placement import StagedObject
+from bpsync_dagster.storage.posix_sync import PARTIAL_SUFFIX
+from bpsync_dagster.storage.s3_sync import PARTS_IN_FLIGHT
+from bpsync_dagster.storage.sync import SyncStorage
 from bpsync_dagster_tests.support.interruptible_s3_server import InterruptibleS3Server
 from bpsync_dagster_tests.support.s3_server import S3_SERVERS, S3Endpoint, s3_sync_storage
 from bpsync_dagster_tests.support.staged_writes import write_all

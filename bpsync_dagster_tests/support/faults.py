@@ -12,7 +12,7 @@ from typing import Any
 
 import psycopg2
 
-from bpsync_dagster.storage.sync import PARTIAL_SUFFIX
+from bpsync_dagster.storage.posix_sync import PARTIAL_SUFFIX
 from bpsync_dagster_tests.support import sda_database
 from bpsync_dagster_tests.support.environment import (
     FILE_SYNC_SCHEMA,

@@ -1,6 +1,6 @@
 """Writing a whole body through the service's staged-object interface, as the copy does."""
 
-from bpsync_dagster.storage.sync import StagedObject
+from bpsync_dagster.storage.placement import StagedObject
 
 MiB = 1024 * 1024
 
