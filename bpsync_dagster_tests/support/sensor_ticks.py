@@ -21,13 +21,10 @@ def configure_sensor(node: Node, monkeypatch: pytest.MonkeyPatch, names: Topolog
 
 def evaluate_tick(instance: dg.DagsterInstance, cursor: str | None) -> dg.SensorResult:
     sensor = build_mapping_sensor(1)
-    return sensor(
-        dg.build_sensor_context(
-            instance=instance,
-            cursor=cursor,
-            resources={"broker": BrokerResource(service_settings=ServiceSettingsResource())},
-        )
-    )
+    # A resource with a nested resource is set up and torn down around the tick: a context manager.
+    broker = BrokerResource(service_settings=ServiceSettingsResource())
+    with dg.build_sensor_context(instance=instance, cursor=cursor, resources={"broker": broker}) as context:
+        return sensor(context)
 
 
 def evaluate_ticks(instance: dg.DagsterInstance, cursor: str | None, count: int) -> tuple[list[dg.RunRequest], str]:
