@@ -2,7 +2,6 @@
 nested resource and build their clients from it; nothing is process-global, and reading the
 configuration configures no logging."""
 
-import dataclasses
 import json
 import subprocess
 import sys
@@ -25,12 +24,13 @@ from bpsync_dagster_tests.configuration.test_loader import EXPECTED, VALID_CONFI
 
 def other_node() -> Settings:
     """Settings of a second node, different from `EXPECTED` in every client the test looks at."""
-    return dataclasses.replace(
-        EXPECTED,
-        center_prefix="OTHER",
-        database=dataclasses.replace(EXPECTED.database, host="db.other.example.org"),
-        remote=dataclasses.replace(EXPECTED.remote, host="https://remote.other.example.org"),
-        broker=dataclasses.replace(EXPECTED.broker, queue="other_mappings"),
+    return EXPECTED.model_copy(
+        update={
+            "center_prefix": "OTHER",
+            "database": EXPECTED.database.model_copy(update={"host": "db.other.example.org"}),
+            "remote": EXPECTED.remote.model_copy(update={"host": "https://remote.other.example.org"}),
+            "broker": EXPECTED.broker.model_copy(update={"queue": "other_mappings"}),
+        }
     )
 
 
@@ -88,7 +88,7 @@ def test_the_settings_resource_reads_the_configuration_when_it_is_set_up(
     monkeypatch.setenv("SYNC_CENTERPREFIX", "FROMENV")
 
     with dg.build_resources({"service_settings": resource}) as built:
-        assert built.service_settings.settings == dataclasses.replace(EXPECTED, center_prefix="FROMENV")
+        assert built.service_settings.settings == EXPECTED.model_copy(update={"center_prefix": "FROMENV"})
 
 
 def test_a_bad_key_fails_the_settings_resource_setup_naming_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
