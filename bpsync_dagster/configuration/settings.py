@@ -30,8 +30,10 @@ BUFFER_LIMIT_MIN = 16 * 1024**2
 SQL_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _TRUE = ("true", "1", "yes", "on")
 _FALSE = ("false", "0", "no", "off")
+# Validation-context entries the loader sets besides the keys' names: the list validators add the
+# configuration's warnings to, and whether an S3 entry is one the service writes to.
 WARNINGS = "warnings"
-"""The validation-context entry where validators add the configuration's warnings."""
+IS_WRITER = "is_writer"
 
 
 @dataclass(frozen=True, init=False)
@@ -44,7 +46,7 @@ class Key:
         object.__setattr__(self, "spellings", spellings)
 
 
-def key_of(info: ValidationInfo, field_name: str | None = None) -> str:
+def _key(info: ValidationInfo, field_name: str | None = None) -> str:
     """How an error names the field: its key as the loader describes it, else the field name."""
     name = field_name or info.field_name or ""
     context = info.context or {}
@@ -59,7 +61,7 @@ def _warn(info: ValidationInfo, warning: str) -> None:
 
 def _validator(convert: Callable[[Any, str], Any]) -> BeforeValidator:
     """A before-validator that converts as SDA does, `None` (an optional unset value) left as it is."""
-    return BeforeValidator(lambda value, info: value if value is None else convert(value, key_of(info)))
+    return BeforeValidator(lambda value, info: value if value is None else convert(value, _key(info)))
 
 
 def parse_boolean(value: object, key: str) -> bool:
@@ -97,8 +99,8 @@ def choice(*allowed: str) -> BeforeValidator:
     return _validator(convert)
 
 
-TEXT = _validator(lambda value, _key: str(value))
-PATH = _validator(lambda value, _key: Path(str(value)))
+TEXT = _validator(lambda value, _name: str(value))
+PATH = _validator(lambda value, _name: Path(str(value)))
 BOOLEAN = _validator(parse_boolean)
 SIZE = _validator(parse_data_size)
 
@@ -127,7 +129,7 @@ def _remote_host(host: str, info: ValidationInfo) -> str:
     """Refused when it holds credentials (they would reach logs and run metadata with the URL); a
     warning when Basic auth would cross the network in clear text (http to another host than this
     one: a TLS proxy beside the service may listen on the loopback)."""
-    key = key_of(info)
+    key = _key(info)
     try:
         parts = urlsplit(host if "://" in host else f"https://{host}")
     except ValueError as error:
@@ -204,7 +206,7 @@ class BrokerSettings(_Settings):
 def _sql_identifier(value: str, info: ValidationInfo) -> str:
     if not SQL_IDENTIFIER.fullmatch(value):
         raise ConfigError(
-            f"{key_of(info)} must be an SQL identifier of at most 63 letters, digits and underscores, "
+            f"{_key(info)} must be an SQL identifier of at most 63 letters, digits and underscores, "
             f"not starting with a digit, not {value!r}"
         )
     return value
@@ -245,12 +247,12 @@ class DatabaseSettings(_Settings):
 def _require(settings: BaseModel, info: ValidationInfo, *fields: str) -> None:
     for name in fields:
         if getattr(settings, name) is None:
-            raise ConfigError(f"{key_of(info, name)} is required")
+            raise ConfigError(f"{_key(info, name)} is required")
 
 
 def _absolute(path: Path, info: ValidationInfo) -> Path:
     if not path.is_absolute():
-        raise ConfigError(f"{key_of(info)} must be an absolute path, not {str(path)!r}")
+        raise ConfigError(f"{_key(info)} must be an absolute path, not {str(path)!r}")
     return path
 
 
@@ -282,15 +284,15 @@ class S3Storage(_Settings):
 
     @model_validator(mode="after")
     def _consistent(self, info: ValidationInfo) -> "S3Storage":
-        endpoint, disable_https = key_of(info, "endpoint"), key_of(info, "disable_https")
+        endpoint, disable_https = _key(info, "endpoint"), _key(info, "disable_https")
         if self.endpoint.startswith("http:") and not self.disable_https:
             raise ConfigError(f"{endpoint} is http: but {disable_https} is not true")
         if self.endpoint.startswith("https:") and self.disable_https:
             raise ConfigError(f"{endpoint} is https: but {disable_https} is true")
         if not CHUNK_SIZE_MIN <= self.chunk_size <= CHUNK_SIZE_MAX:
-            raise ConfigError(f"{key_of(info, 'chunk_size')} must be between 5MB and 1GB, not {self.chunk_size} bytes")
+            raise ConfigError(f"{_key(info, 'chunk_size')} must be between 5MB and 1GB, not {self.chunk_size} bytes")
         if (info.context or {}).get(IS_WRITER) and not self.writer_disabled and not self.bucket_prefix:
-            raise ConfigError(f"{key_of(info, 'bucket_prefix')} is required")
+            raise ConfigError(f"{_key(info, 'bucket_prefix')} is required")
         if self.endpoint.endswith("/"):
             return self.model_copy(update={"endpoint": self.endpoint.rstrip("/")})
         return self
@@ -301,9 +303,6 @@ class S3Storage(_Settings):
         if self.endpoint.startswith(("http://", "https://")):
             return self.endpoint
         return ("http://" if self.disable_https else "https://") + self.endpoint
-
-
-IS_WRITER = "is_writer"
 
 
 class StorageSettings(_Settings):
@@ -334,7 +333,7 @@ def _stream_start(value: str, info: ValidationInfo) -> str:
             datetime.datetime.fromisoformat(start)
         except ValueError as error:
             raise ConfigError(
-                f"{key_of(info)} must be first, next, an offset or an ISO timestamp, not {start!r}"
+                f"{_key(info)} must be first, next, an offset or an ISO timestamp, not {start!r}"
             ) from error
     return start
 
@@ -353,7 +352,7 @@ class SensorSettings(_Settings):
 def _cron(value: str, info: ValidationInfo) -> str:
     cron = value.strip()
     if not is_valid_cron(cron):
-        raise ConfigError(f"{key_of(info)} must be a cron expression, not {cron!r}")
+        raise ConfigError(f"{_key(info)} must be a cron expression, not {cron!r}")
     return cron
 
 
@@ -367,7 +366,7 @@ class AuditSettings(_Settings):
 
 def _buffer_limit(limit: int, info: ValidationInfo) -> int:
     if limit < BUFFER_LIMIT_MIN:
-        raise ConfigError(f"{key_of(info)} must be at least 16MB, not {limit} bytes")
+        raise ConfigError(f"{_key(info)} must be at least 16MB, not {limit} bytes")
     return limit
 
 
