@@ -1,12 +1,13 @@
 """The one `Definitions` object of the code location.
 
 The configuration is read and validated when the code location loads (not at import), so a bad
-key shows as a load error naming it.
+key shows as a load error naming it; the service's logging is configured then, once per process.
+Runs and sensor ticks read it again through `ServiceSettingsResource`, in the process that uses it.
 """
 
 import dagster as dg
 
-from bpsync_dagster.configuration import service_settings
+from bpsync_dagster.configuration import load_settings, start_logging
 from bpsync_dagster.inventory import synced_dataset
 from bpsync_dagster.jobs import sync_dataset
 from bpsync_dagster.jobs.audit_sync import audit_sync, build_audit_schedule, matches_sda_database
@@ -16,7 +17,8 @@ from bpsync_dagster.sensors import build_mapping_sensor, dead_run_reaper, failed
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    settings = service_settings()
+    settings = load_settings()
+    start_logging(settings)
     return dg.Definitions(
         assets=[synced_dataset],
         asset_checks=[matches_sda_database],

@@ -3,7 +3,6 @@
 import dagster as dg
 import pytest
 
-from bpsync_dagster.configuration import service_settings
 from bpsync_dagster.definitions import defs
 from bpsync_dagster.inventory import DATASET_PARTITIONS, MATCHES_SDA_CHECK, SYNCED_DATASET
 from bpsync_dagster_tests.support.environment import Node
@@ -15,10 +14,7 @@ def test_the_audit_schedule_comes_from_the_configuration_and_runs_under_the_daem
     node: Node = make_node()
     node.extra_env = {"SYNC_AUDIT_CRON": "15 2 * * 1", "SYNC_AUDIT_VERIFYCHECKSUMS": "true"}
     node.configure_this_process(monkeypatch)
-    try:
-        definitions = defs()
-    finally:
-        service_settings.cache_clear()
+    definitions = defs()
 
     schedule = definitions.resolve_schedule_def("audit_sync_schedule")
     assert schedule.cron_schedule == "15 2 * * 1"

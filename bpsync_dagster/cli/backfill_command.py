@@ -5,7 +5,7 @@ import datetime
 
 from dagster import AssetRecordsFilter, DagsterInstance
 
-from bpsync_dagster.configuration import service_settings
+from bpsync_dagster.configuration import Settings
 from bpsync_dagster.inventory import SYNCED_DATASET
 from bpsync_dagster.sda_database import SdaDatabase
 from bpsync_dagster.sync_runs import datasets_with_unfinished_runs, enqueue_sync_run
@@ -22,8 +22,7 @@ def parse_since(text: str) -> datetime.datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
 
 
-def backfill(instance: DagsterInstance, since: datetime.datetime | None, dry_run: bool) -> int:
-    settings = service_settings()
+def backfill(instance: DagsterInstance, settings: Settings, since: datetime.datetime | None, dry_run: bool) -> int:
     local = SdaDatabase(settings.database).local_datasets(settings.center_prefix)
     synced = synced_since(instance, since)
     wanted = [dataset_id for dataset_id in local if dataset_id not in synced]

@@ -4,7 +4,7 @@ from collections.abc import Callable
 
 from bpsync_dagster.broker import check_queue
 from bpsync_dagster.c4gh import fingerprint, load_node_keys
-from bpsync_dagster.configuration import Settings, service_settings
+from bpsync_dagster.configuration import Settings
 from bpsync_dagster.remote_api import RemoteSyncApi
 from bpsync_dagster.sda_database import SdaDatabase
 from bpsync_dagster.storage import ArchiveStorage, SyncStorage
@@ -64,9 +64,8 @@ CHECKS: dict[str, Check] = {
 }
 
 
-def check() -> int:
+def check(settings: Settings) -> int:
     """Exit status 0 when everything is ok; usable as a readiness probe."""
-    settings = service_settings()
     print(f"config: ok (sync.centerPrefix {settings.center_prefix})")
     for warning in settings.warnings:
         print(warning)

@@ -13,7 +13,7 @@ from bpsync_dagster.c4gh import KeyLoadError, load_node_keys
 from bpsync_dagster.cli import runs
 from bpsync_dagster.cli.backfill_command import backfill, parse_since
 from bpsync_dagster.cli.check_command import check
-from bpsync_dagster.configuration import ConfigError, service_settings
+from bpsync_dagster.configuration import ConfigError, Settings, load_settings, start_logging
 from bpsync_dagster.dataset_ids import InvalidId, check_id
 from bpsync_dagster.errors import SyncError
 from bpsync_dagster.sda_database import DatabaseError
@@ -50,16 +50,24 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _settings() -> Settings:
+    """The configuration, read once for the command, with the service's logging configured from it."""
+    settings = load_settings()
+    start_logging(settings)
+    return settings
+
+
 def _run(arguments: argparse.Namespace) -> int:
     if arguments.command == "check":
-        return check()
+        return check(_settings())
     if arguments.command == "backfill":
-        return backfill(_instance(), arguments.since, arguments.dry_run)
+        instance = _instance()
+        return backfill(instance, _settings(), arguments.since, arguments.dry_run)
     if arguments.command == "sync":
         check_id("dataset_id", arguments.dataset_id)
         for accession_id in arguments.accession_ids:
             check_id("accession ID", accession_id)
-    load_node_keys(service_settings().crypt4gh)
+    load_node_keys(_settings().crypt4gh)
     instance = _instance()
     # Keep one Postgres connection for the run's events instead of opening one per event.
     instance.optimize_for_webserver(statement_timeout=60_000, pool_recycle=3600, max_overflow=4)

@@ -9,7 +9,7 @@ import json
 import logging
 import sys
 
-from bpsync_dagster.configuration.settings import LogSettings
+from bpsync_dagster.configuration.settings import LogSettings, Settings
 
 SERVICE_LOGGER = "bpsync_dagster"
 CONTEXT_FIELDS = ("dataset_id", "accession_id", "run_id", "queue")
@@ -24,6 +24,8 @@ LEVELS = {
     "panic": logging.CRITICAL,
 }
 _HANDLER_NAME = "bpsync-stderr"
+# Warnings of the configuration already logged by this process: definitions load more than once in one.
+_warned: set[str] = set()
 
 
 class JsonFormatter(logging.Formatter):
@@ -55,3 +57,14 @@ def configure_logging(settings: LogSettings) -> None:
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logger.addHandler(handler)
+
+
+def start_logging(settings: Settings) -> None:
+    """Configure the service's loggers from `log.*` and log the configuration's warnings: once, where a
+    process starts (the code location's definitions, the `bpsync` command), never as a side effect of
+    reading the configuration."""
+    configure_logging(settings.log)
+    for warning in settings.warnings:
+        if warning not in _warned:
+            _warned.add(warning)
+            logging.getLogger(f"{SERVICE_LOGGER}.configuration").warning(warning)

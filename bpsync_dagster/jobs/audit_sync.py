@@ -7,7 +7,6 @@ drifted to the run queue, whose limits then apply.
 import dagster as dg
 from pydantic import Field
 
-from bpsync_dagster.configuration import service_settings
 from bpsync_dagster.dataset_ids import escaped
 from bpsync_dagster.inventory import (
     DATASET_PARTITIONS,
@@ -47,7 +46,9 @@ def audit_sync_storage(
     with final_failures():
         keys = crypt4gh_keys.node_keys()
         storage = sync_storage.client()
-        files_by_dataset = sda_database.client().local_dataset_files(service_settings().center_prefix)
+        files_by_dataset = sda_database.client().local_dataset_files(
+            sda_database.service_settings.settings.center_prefix
+        )
     synced = instance.get_materialized_partitions(SYNCED_DATASET)
     instance.add_dynamic_partitions(DATASET_PARTITIONS.name, sorted(set(files_by_dataset) - synced))
     audits: list[DatasetAudit] = []

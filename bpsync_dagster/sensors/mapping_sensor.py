@@ -5,7 +5,6 @@ import time
 
 import dagster as dg
 
-from bpsync_dagster.configuration import service_settings
 from bpsync_dagster.dagster_internals import RUN_KEY_TAG, SENSOR_NAME_TAG
 from bpsync_dagster.jobs import sync_dataset
 from bpsync_dagster.resources import BrokerResource
@@ -32,7 +31,7 @@ def build_mapping_sensor(interval_seconds: int) -> dg.SensorDefinition:
     def dataset_mapping_sensor(context: dg.SensorEvaluationContext, broker: BrokerResource) -> dg.SensorResult:
         started = time.monotonic()
         try:
-            settings = service_settings()
+            settings = broker.service_settings.settings
             run_exists = functools.partial(_run_exists, context.instance)
             outbox = InfoErrorOutbox(context.instance.run_storage, MAPPING_SENSOR_NAME, context.log)
             earlier = functools.partial(synced_earlier, context.instance, settings.broker.queue)

@@ -26,7 +26,7 @@ class SyncStorage:
     `budget` bounds the bytes the copies through this object hold in buffers at once (see `copy_file`);
     freed buffers are returned to the system at once, so that the process's memory follows it."""
 
-    def __init__(self, settings: StorageSettings, buffer_limit: int = CopySettings.buffer_limit) -> None:
+    def __init__(self, settings: StorageSettings, buffer_limit: int = CopySettings().buffer_limit) -> None:
         self.budget = ByteBudget(buffer_limit)
         return_large_buffers_when_freed()
         self._locations: list[Location] = []

@@ -2,7 +2,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from bpsync_dagster.configuration import service_settings
 from bpsync_dagster.sensors import MAPPING_SENSOR_NAME
 from bpsync_dagster.sensors.info_errors import outbox_key
 from bpsync_dagster_tests.support.environment import Node
@@ -14,5 +13,4 @@ def sensor_node(make_node) -> Iterator[Node]:
     with any info-error the test left waiting in the shared Dagster instance."""
     node: Node = make_node()
     yield node
-    service_settings.cache_clear()
     node.instance().run_storage.set_cursor_values({outbox_key(MAPPING_SENSOR_NAME): ""})

@@ -18,7 +18,7 @@ from dagster._core.storage.tags import (
     WILL_RETRY_TAG,
 )
 
-from bpsync_dagster.resources import BrokerResource
+from bpsync_dagster.resources import BrokerResource, ServiceSettingsResource
 from bpsync_dagster.sensors import failed_sync_reporter
 from bpsync_dagster.sensors.failed_sync_reporter import REPORTED_TAG
 from bpsync_dagster.sync_runs import create_sync_run, sync_run_config
@@ -35,8 +35,13 @@ def report(instance: dg.DagsterInstance, run_id: str) -> dg.SensorResult:
     """A tick of the reporter whose cursor stands just before the run's failure."""
     (failure,) = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.RUN_FAILURE).records
     cursor = RunStatusSensorCursor(record_id=failure.storage_id - 1).to_json()
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"broker": BrokerResource()})
-    return failed_sync_reporter(context)
+    # A resource with a nested resource is set up and torn down around the tick: a context manager.
+    with dg.build_sensor_context(
+        instance=instance,
+        cursor=cursor,
+        resources={"broker": BrokerResource(service_settings=ServiceSettingsResource())},
+    ) as context:
+        return failed_sync_reporter(context)
 
 
 def test_a_failed_sync_gets_an_info_error_and_a_failed_check(sensor_node: Node, monkeypatch) -> None:

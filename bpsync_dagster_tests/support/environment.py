@@ -17,7 +17,6 @@ import yaml
 from crypt4gh import header as c4gh_header
 from dagster import DagsterInstance
 
-from bpsync_dagster.configuration import service_settings
 from bpsync_dagster_tests.support import crypt4gh_files, rabbitmq, sda_database
 from bpsync_dagster_tests.support.remote_api import StandInRemoteApi
 from bpsync_dagster_tests.support.s3_server import SECRET_KEY, S3Endpoint
@@ -385,7 +384,6 @@ class Node:
         and return its Dagster instance."""
         for key, value in self.environment().items():
             monkeypatch.setenv(key, value)
-        service_settings.cache_clear()
         return self.instance()
 
     def instance(self) -> DagsterInstance:

@@ -121,7 +121,7 @@ class S3Server(StartedService):
 
 
 def s3_sync_storage(
-    server: S3Endpoint, prefix: str, chunk_size: int, buffer_limit: int = CopySettings.buffer_limit
+    server: S3Endpoint, prefix: str, chunk_size: int, buffer_limit: int = CopySettings().buffer_limit
 ) -> SyncStorage:
     """The service's sync storage on `server`: one S3 entry whose buckets are named `<prefix><n>`."""
     entry = S3Storage(

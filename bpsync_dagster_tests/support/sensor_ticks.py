@@ -7,7 +7,7 @@ import pytest
 from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
 
 from bpsync_dagster.jobs import sync_dataset
-from bpsync_dagster.resources import BrokerResource
+from bpsync_dagster.resources import BrokerResource, ServiceSettingsResource
 from bpsync_dagster.sensors import MAPPING_SENSOR_NAME, build_mapping_sensor
 from bpsync_dagster_tests.support.environment import Node
 from bpsync_dagster_tests.support.rabbitmq import Topology
@@ -21,7 +21,10 @@ def configure_sensor(node: Node, monkeypatch: pytest.MonkeyPatch, names: Topolog
 
 def evaluate_tick(instance: dg.DagsterInstance, cursor: str | None) -> dg.SensorResult:
     sensor = build_mapping_sensor(1)
-    return sensor(dg.build_sensor_context(instance=instance, cursor=cursor, resources={"broker": BrokerResource()}))
+    # A resource with a nested resource is set up and torn down around the tick: a context manager.
+    broker = BrokerResource(service_settings=ServiceSettingsResource())
+    with dg.build_sensor_context(instance=instance, cursor=cursor, resources={"broker": broker}) as context:
+        return sensor(context)
 
 
 def evaluate_ticks(instance: dg.DagsterInstance, cursor: str | None, count: int) -> tuple[list[dg.RunRequest], str]:
