@@ -22,6 +22,7 @@ AMQP as the user of $BPSYNC_DEMO_RABBITMQ (default amqp://guest:guest@127.0.0.1:
 import argparse
 import fcntl
 import json
+import logging
 import os
 import re
 import secrets
@@ -457,11 +458,11 @@ def make_node(demo: Demo, admin: Admin, s3_endpoint: str, remote_url: str, remot
     os.chmod(demo.directory, 0o700)
     (demo.directory / MARKER).write_text("made by scripts/demo; removed by `scripts/demo clean`\n")
     shutil.copy(PROJECT_ROOT / "dagster.yaml", demo.directory / "dagster_home" / "dagster.yaml")
-    passwords = {key: secrets.token_urlsafe(18) for key in ("dagster_db", "sda_db", "broker", "passphrase")}
+    passwords = {key: secrets.token_hex(16) for key in ("dagster_db", "sda_db", "broker", "passphrase")}
     create_databases(demo, admin, passwords)
     declare_topology(demo, admin, passwords["broker"])
     node = crypt4gh_files.make_key_pair(demo.directory / "keys", "node", passwords["passphrase"])
-    receiver = crypt4gh_files.make_key_pair(demo.directory / "keys", "receiver", secrets.token_urlsafe(18))
+    receiver = crypt4gh_files.make_key_pair(demo.directory / "keys", "receiver", secrets.token_hex(16))
     broker_host, broker_port, _, _ = admin.broker
     config = {
         "sync": {
@@ -757,25 +758,30 @@ def stoppable() -> Iterator[None]:
 
 
 def run_bpsync_sync(demo: Demo, dataset_id: str, accession_ids: list[str]) -> str:
-    """`bpsync sync` as a user would run it; its output indented; the run ID."""
-    command = [str(VENV_BIN / "bpsync"), "sync", dataset_id, *accession_ids]
-    log(f"$ bpsync sync {dataset_id} {' '.join(accession_ids)}")
-    process = subprocess.Popen(
-        command,
-        env=service_environment(demo),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    run_id = ""
-    assert process.stdout is not None
-    for line in process.stdout:
-        print(f"    {line.rstrip()}", flush=True)
-        if found := re.search(r": run ([0-9a-f-]{36})", line):
-            run_id = found.group(1)
+    """`bpsync sync` as a user would run it: its progress (stdout) indented here, its log (stderr: Dagster's
+    and the service's log lines) in logs/bpsync-sync.log; the run ID."""
+    log_path = demo.logs / "bpsync-sync.log"
+    log(f"$ bpsync sync {dataset_id} {' '.join(accession_ids)}    (its log: {shown(log_path)})")
+    with log_path.open("a") as errors:
+        process = subprocess.Popen(
+            [str(VENV_BIN / "bpsync"), "sync", dataset_id, *accession_ids],
+            env=service_environment(demo),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+        )
+        run_id = ""
+        assert process.stdout is not None
+        for line in process.stdout:
+            print(f"    {line.rstrip()}", flush=True)
+            if found := re.search(r": run ([0-9a-f-]{36})", line):
+                run_id = found.group(1)
     if process.wait() != 0:
-        raise DemoError(f"`bpsync sync {dataset_id}` failed (its output is above)")
+        for line in log_path.read_text().splitlines():
+            if line.startswith("bpsync:"):
+                print(f"    {line}", flush=True)
+        raise DemoError(f"`bpsync sync {dataset_id}` failed: see {shown(log_path)}")
     return run_id
 
 
@@ -813,6 +819,7 @@ def options(demo: Demo) -> str:
 
 def serve(demo: Demo, exit_when_synced: bool) -> int:
     started = time.monotonic()
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the S3 server's request log
     admin = Admin.from_environment()
     total = 5
     step(1, total, "checking PostgreSQL, RabbitMQ, rabbitmqctl and the port")
@@ -820,7 +827,7 @@ def serve(demo: Demo, exit_when_synced: bool) -> int:
     services = [webserver(demo.port), daemon()]
     lock: TextIO | None = None
     s3: ThreadedMotoServer | None = None
-    remote_password = secrets.token_urlsafe(18)
+    remote_password = secrets.token_hex(16)
     schema = PROJECT_ROOT / "schemas" / "bigpicture" / "file-sync.json"
     try:
         with stoppable(), StandInRemoteApi(REMOTE_USER, remote_password, schema) as remote:
