@@ -48,6 +48,7 @@ import requests
 import yaml
 from moto.server import ThreadedMotoServer
 from psycopg2.extensions import make_dsn, parse_dsn
+from psycopg2.sql import SQL, Composable, Identifier, Literal
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
@@ -75,6 +76,7 @@ REMOTE_USER = "demo-remote"
 SYNC_BUCKET_PREFIX = "sync"
 SUBMITTER = "demo.submitter@example.org"
 MARKER = ".bpsync-demo"
+OWNER_COMMENT = "bpsync demo of "
 SYNC_TIMEOUT_SECONDS = 300
 STOP_TIMEOUT_SECONDS = 60
 VENV_BIN = Path(sys.executable).parent
@@ -238,16 +240,18 @@ class Admin:
         user = parameters.get("user") or os.environ.get("PGUSER") or "(your login name)"
         return f"PostgreSQL user {user} at {self.postgres_host}:{self.postgres_port}"
 
-    def sql(self, *statements: str, database: str = "postgres") -> None:
+    def sql(self, *statements: str | Composable, database: str = "postgres") -> None:
         with closing(psycopg2.connect(self.postgres_dsn(database))) as connection:
             connection.autocommit = True
             with connection.cursor() as cursor:
                 for statement in statements:
                     cursor.execute(statement)
 
-    def query(self, statement: str, database: str = "postgres") -> list[tuple[Any, ...]]:
+    def query(
+        self, statement: str, parameters: tuple[Any, ...] = (), database: str = "postgres"
+    ) -> list[tuple[Any, ...]]:
         with closing(psycopg2.connect(self.postgres_dsn(database))) as connection, connection.cursor() as cursor:
-            cursor.execute(statement)
+            cursor.execute(statement, parameters)
             return cursor.fetchall()
 
     @property
@@ -367,11 +371,29 @@ def check_directory(demo: Demo) -> None:
         raise DemoError(f"{demo.directory} exists and is not a demo directory: choose another with --dir")
 
 
+def check_names(demo: Demo, admin: Admin) -> None:
+    """Refuse names in use by a demo that serves from another directory (its Dagster database names that directory)."""
+    rows = admin.query(
+        "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s", (demo.dagster_database,)
+    )
+    comment = rows[0][0] if rows else None
+    if not comment or not comment.startswith(OWNER_COMMENT):
+        return
+    owner = Demo(Path(comment.removeprefix(OWNER_COMMENT)), demo.name, demo.port)
+    pid = owner.serving_pid() if owner.directory != demo.directory else None
+    if pid is not None:
+        raise DemoError(
+            f"the names {demo.name}_* are in use by the demo serving from {owner.directory} (pid {pid}): "
+            "choose other ones with --name (and --dir and --port)"
+        )
+
+
 def check_prerequisites(demo: Demo, admin: Admin) -> None:
     check_directory(demo)
     check_port(demo.port)
     ensure_services()
     check_postgres(admin)
+    check_names(demo, admin)
     check_rabbitmq(admin)
     if not (VENV_BIN / "crypt4gh-keygen").exists():
         raise DemoError(f"{VENV_BIN / 'crypt4gh-keygen'} is missing: install the project with its [test] extra")
@@ -397,6 +419,9 @@ def create_databases(demo: Demo, admin: Admin, passwords: dict[str, str]) -> Non
         create_role(demo.sda_role, passwords["sda_db"]),
         f"CREATE DATABASE {demo.dagster_database} OWNER {demo.dagster_role}",
         f"CREATE DATABASE {demo.sda_database}",
+        SQL("COMMENT ON DATABASE {} IS {}").format(
+            Identifier(demo.dagster_database), Literal(f"{OWNER_COMMENT}{demo.directory}")
+        ),
     )
     admin.sql(
         sda_database.SDA_DDL,
@@ -930,6 +955,7 @@ def clean(demo: Demo) -> int:
         return 1
     admin = Admin.from_environment()
     check_postgres(admin)
+    check_names(demo, admin)
     rabbitmqctl("list_vhosts")
     removed = []
     databases = {row[0] for row in admin.query("SELECT datname FROM pg_database")}
