@@ -6,6 +6,7 @@ decrypted and compared), used through its env file and `publish`, stopped by SIG
 job receives it (with SIGINT ignored), and removed; a missing prerequisite stops it before it makes
 anything, in one line that names what to set."""
 
+import json
 import os
 import re
 import signal
@@ -125,6 +126,8 @@ def test_a_second_demo_serves_is_used_stops_on_sigint_in_the_background_and_leav
             for pid in re.findall(r'"dagster-(?:webserver|daemon)": (\d+)', (directory / "state.json").read_text())
         ]
         assert len(pids) == 2
+        temporary = Path(json.loads((directory / "state.json").read_text())["tmpdir"])
+        assert [path for path in temporary.iterdir() if path.is_socket()], "no code server socket in the demo's TMPDIR"
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=120) == 0, output.read_text()[-3000:]
     finally:
@@ -133,6 +136,7 @@ def test_a_second_demo_serves_is_used_stops_on_sigint_in_the_background_and_leav
             process.wait()
     assert "SIGINT: stopping" in output.read_text()
     assert not port_open(port)
+    assert not temporary.exists()
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)

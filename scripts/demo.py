@@ -32,6 +32,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -566,9 +567,11 @@ def use_line(demo: Demo) -> str:
     return f". {shlex.quote(shown(demo.env_file))} && {shlex.quote(shown(bpsync))} check"
 
 
-def service_environment(demo: Demo) -> dict[str, str]:
-    """This process's environment with the env file's variables: what the webserver, daemon and `bpsync` get."""
-    variables = dict(os.environ)
+def service_environment(demo: Demo, temporary: Path) -> dict[str, str]:
+    """This process's environment with the env file's variables: what the webserver, daemon and `bpsync` get.
+    Their temporary files (Dagster's code servers' sockets among them) go to `temporary`, which the demo
+    removes when it stops, however they ended."""
+    variables = {**os.environ, "TMPDIR": str(temporary)}
     for line in demo.env_file.read_text().splitlines():
         if line.startswith("export "):
             key, _, value = line.removeprefix("export ").partition("=")
@@ -782,7 +785,7 @@ def stoppable() -> Iterator[None]:
             signal.signal(number, signal.SIG_IGN)
 
 
-def run_bpsync_sync(demo: Demo, dataset_id: str, accession_ids: list[str]) -> str:
+def run_bpsync_sync(demo: Demo, temporary: Path, dataset_id: str, accession_ids: list[str]) -> str:
     """`bpsync sync` as a user would run it: its progress (stdout) indented here, its log (stderr: Dagster's
     and the service's log lines) in logs/bpsync-sync.log; the run ID."""
     log_path = demo.logs / "bpsync-sync.log"
@@ -790,7 +793,7 @@ def run_bpsync_sync(demo: Demo, dataset_id: str, accession_ids: list[str]) -> st
     with log_path.open("a") as errors:
         process = subprocess.Popen(
             [str(VENV_BIN / "bpsync"), "sync", dataset_id, *accession_ids],
-            env=service_environment(demo),
+            env=service_environment(demo, temporary),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=errors,
@@ -854,6 +857,7 @@ def serve(demo: Demo, exit_when_synced: bool) -> int:
     s3: ThreadedMotoServer | None = None
     remote_password = secrets.token_hex(16)
     schema = PROJECT_ROOT / "schemas" / "bigpicture" / "file-sync.json"
+    temporary = Path(tempfile.mkdtemp(prefix=f"{demo.name}-"))
     try:
         with stoppable(), StandInRemoteApi(REMOTE_USER, remote_password, schema) as remote:
             s3 = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -862,6 +866,8 @@ def serve(demo: Demo, exit_when_synced: bool) -> int:
             step(2, total, f"seeding a node under {shown(demo.directory)}")
             state = make_node(demo, admin, s3_endpoint, f"{remote.url}/dataset", remote_password)
             lock = demo.hold_lock()
+            state["tmpdir"] = str(temporary)
+            demo.save_state(state)
             log(
                 f"databases {demo.sda_database}, {demo.dagster_database}; roles {demo.dagster_role}, "
                 f"{demo.sda_role} (the SDA's sync grants); vhost {demo.vhost}, user {demo.broker_user}"
@@ -869,11 +875,11 @@ def serve(demo: Demo, exit_when_synced: bool) -> int:
             log(f"S3 sync storage at {s3_endpoint}; stand-in remote sync API at {remote.url}")
             first, first_files = seed_dataset(demo, admin, state)
             step(3, total, f"syncing {first} by hand, with bpsync sync")
-            first_run = run_bpsync_sync(demo, first, first_files)
+            first_run = run_bpsync_sync(demo, temporary, first, first_files)
             if not verify(demo, state, first):
                 raise DemoError(f"{first}: a synced object differs from its original")
             step(4, total, f"starting the Dagster webserver and daemon (logs in {shown(demo.logs)})")
-            environment = service_environment(demo)
+            environment = service_environment(demo, temporary)
             for service in services:
                 service.start(demo, environment)
             state["pids"] = {service.program: service.process.pid for service in services if service.process}
@@ -916,6 +922,7 @@ def serve(demo: Demo, exit_when_synced: bool) -> int:
             service.stop()
         if s3 is not None:
             s3.stop()
+        shutil.rmtree(temporary, ignore_errors=True)
         if lock is not None:
             lock.close()
             log(
@@ -974,6 +981,11 @@ def clean(demo: Demo) -> int:
     if demo.broker_user in user_names():
         rabbitmqctl("delete_user", demo.broker_user)
         removed.append(f"RabbitMQ user {demo.broker_user}")
+    if demo.state_file.exists():
+        temporary = Path(demo.state().get("tmpdir") or "")
+        if temporary.name.startswith(f"{demo.name}-") and temporary.is_dir():
+            shutil.rmtree(temporary)
+            removed.append(f"temporary directory {temporary}")
     if demo.directory.exists():
         shutil.rmtree(demo.directory)
         removed.append(f"directory {shown(demo.directory)}")
