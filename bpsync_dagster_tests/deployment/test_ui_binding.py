@@ -44,7 +44,7 @@ def test_every_documented_webserver_command_listens_on_loopback() -> None:
 
 def test_the_demo_serves_the_ui_on_loopback() -> None:
     source = (PROJECT_ROOT / "scripts" / "demo.py").read_text()
-    (call,) = re.findall(r'"dagster", "dev".*?\]\s*\+\s*\[[^\]]*\]', source, flags=re.DOTALL)
+    (call,) = re.findall(r'Service\(\s*"dagster-webserver",\s*\[[^\]]*\]', source)
     assert '"-h", "127.0.0.1"' in call, call
 
 

@@ -1,9 +1,11 @@
 """Dagster's own service commands (daemon, webserver) as subprocesses of a test."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from typing import IO, AnyStr
@@ -34,16 +36,20 @@ class ServiceProcess:
         self._environment = environment
         self._log_path = log_path
         self._process: subprocess.Popen[bytes] | None = None
+        self._temporary: Path | None = None
 
     @staticmethod
     def workspace_arguments() -> list[str]:
         return ["-w", str(PROJECT_ROOT / "workspace.yaml")]
 
     def start(self) -> None:
+        """Its temporary files (the sockets of the code servers it starts among them) go to a directory of
+        its own, removed when it is stopped or killed: a killed code server cannot remove its socket."""
+        self._temporary = Path(tempfile.mkdtemp(prefix="bpsync-test-"))
         with self._log_path.open("ab") as log:
             self._process = subprocess.Popen(
                 self._command,
-                env=self._environment,
+                env={**self._environment, "TMPDIR": str(self._temporary)},
                 cwd=self._log_path.parent,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -75,6 +81,9 @@ class ServiceProcess:
             os.killpg(self._process.pid, signal.SIGKILL)
             self._process.wait()
         self._process = None
+        if self._temporary is not None:
+            shutil.rmtree(self._temporary, ignore_errors=True)
+            self._temporary = None
         assert_no_secret(self.log(), f"the log of {self._command[0]}")
 
     def log(self) -> str:

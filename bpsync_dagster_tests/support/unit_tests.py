@@ -49,6 +49,7 @@ UNIT_TEST_MODULES = frozenset(
         "test_dataset_ids.py",
         "test_errors.py",
         "test_public_api.py",
+        "test_readme_messages.py",
         "test_resources.py",
         "test_run_workers.py",
     }
