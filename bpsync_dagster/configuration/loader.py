@@ -198,10 +198,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     }
     if problems.lines:
         # The storages share the `storage` section: a problem of the section is found once for each.
-        lines = list(dict.fromkeys(problems.lines))
-        if len(lines) == 1 and not config_file.found:
-            lines = [f"{lines[0]} (read from {config_file.where})"]
-        raise ConfigError(*lines, where=config_file.where)
+        raise ConfigError(*dict.fromkeys(problems.lines), where=config_file.where)
     return Settings.model_validate({**values, **sections, "warnings": tuple(warnings)}, context=names)
 
 
