@@ -1,5 +1,6 @@
 """`bpsync check` and the process-level promises of the package and the CLI."""
 
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -137,7 +138,10 @@ def test_the_code_location_load_names_a_bad_key(make_node) -> None:
     load = "from bpsync_dagster.definitions import defs; defs()"
     result = subprocess.run([sys.executable, "-c", load], env=environment, capture_output=True, text=True)
     assert result.returncode != 0
-    assert "config: sync.centerPrefix (env SYNC_CENTERPREFIX) is required" in result.stderr
+    assert re.search(
+        rf"config: \d+ problems in {re.escape(str(node.root / 'empty.yaml'))} and the environment:\n", result.stderr
+    )
+    assert "\n  sync.centerPrefix (env SYNC_CENTERPREFIX) is required\n" in result.stderr
 
 
 def test_dagster_home_files_hold_no_secret(make_node) -> None:
