@@ -7,11 +7,12 @@ counts as unset. Storage is YAML only. A setting may have several spellings (`db
 `database.host`, `broker.caCert` and `broker.ca_cert`): the environment overrides the file whatever
 the spelling, and two spellings with different values in the environment, or in the file, are an
 error naming both. Each model field names its spellings (`settings.Key`); the loader finds the
-values, the model validates them and names a bad key as `describe` does.
+values, the model validates them and names a bad key as `describe` does. Reading goes on past a
+problem, so that one `ConfigError` reports every missing or bad key at once.
 """
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
@@ -112,8 +113,8 @@ class _Problems:
     """The problems found so far: reading the configuration goes on past a bad key, so that one run
     reports them all."""
 
-    def __init__(self) -> None:
-        self.lines: list[str] = []
+    def __init__(self, lines: Iterable[str] = ()) -> None:
+        self.lines: list[str] = list(lines)
 
     def read(self, read: Callable[[], T]) -> T | None:
         """What `read` returns, or None when it raises `ConfigError`, whose problems are kept."""
@@ -180,8 +181,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     config_file = read_config_file(environ)
     source = _Source(config_file.values, config_file.path, environ)
     values, names, top_level_problems = _look_up(Settings, source)
-    problems = _Problems()
-    problems.lines += top_level_problems
+    problems = _Problems(top_level_problems)
     warnings: list[str] = []
     sections = {
         "remote": problems.read(lambda: read_model(RemoteApiSettings, source, **{WARNINGS: warnings})),
