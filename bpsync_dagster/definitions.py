@@ -1,7 +1,7 @@
 """The one `Definitions` object of the code location.
 
 The configuration is read and validated when the code location loads (not at import), so a bad
-key shows as a load error naming it; the service's logging is configured then, once per process.
+key shows as a load error naming it (every bad key, one line each); the service's logging is configured then, once per process.
 Runs and sensor ticks read it again through `ServiceSettingsResource`, in the process that uses it.
 """
 

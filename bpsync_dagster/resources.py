@@ -30,7 +30,7 @@ class ServiceSettingsResource(dg.ConfigurableResource):
     _settings: Settings | None = PrivateAttr(default=None)
 
     def load(self) -> Settings:
-        """Read the configuration; a `ConfigError` names the first bad key."""
+        """Read the configuration; a `ConfigError` names every bad key."""
         return load_settings()
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:

@@ -1,30 +1,43 @@
-"""`bpsync check`: load the configuration and keys, open every connection, report each."""
+"""`bpsync check`: load the configuration and keys, open every connection, report each.
+
+Every check runs, whatever the others found: one line for each key, the database, the broker, each
+entry of each storage and the remote API, `ok` or the problem, so that one run shows all there is to fix.
+"""
 
 from collections.abc import Callable
 
 from bpsync_dagster.broker import check_queue
-from bpsync_dagster.c4gh import fingerprint, load_node_keys
-from bpsync_dagster.configuration import Settings
+from bpsync_dagster.c4gh import fingerprint
+from bpsync_dagster.c4gh.keys import load_private_key, load_public_key
+from bpsync_dagster.configuration import PosixStorage, S3Storage, Settings, StorageSettings
 from bpsync_dagster.remote_api import RemoteSyncApi
 from bpsync_dagster.sda_database import SdaDatabase
 from bpsync_dagster.storage import ArchiveStorage, SyncStorage
 
-Check = Callable[[Settings], list[tuple[str, str]]]
+Result = tuple[str, str]
 
 
-def _keys(settings: Settings) -> list[tuple[str, str]]:
-    keys = load_node_keys(settings.crypt4gh)
-    node = f"ok (read as {keys.node.format}; public key fingerprint {fingerprint(keys.public_key)})"
-    if keys.node.warning:
-        node += f"; warning: {keys.node.warning}"
-    receiver = f"ok (read as {keys.receiver.format}; fingerprint {fingerprint(keys.receiver_public_key)})"
+def _node_key(settings: Settings) -> list[Result]:
+    crypt4gh = settings.crypt4gh
+    key = load_private_key(crypt4gh.private_key_path, crypt4gh.passphrase)
+    result = f"ok (read as {key.format}; public key fingerprint {fingerprint(key.public_key)})"
+    if key.warning:
+        result += f"; warning: {key.warning}"
+    return [(f"crypt4gh node private key {crypt4gh.private_key_path}", result)]
+
+
+def _receiver_key(settings: Settings) -> list[Result]:
+    path = settings.crypt4gh.receiver_public_key_path
+    key = load_public_key(path)
     return [
-        (f"crypt4gh node private key {settings.crypt4gh.private_key_path}", node),
-        (f"crypt4gh receiver public key {settings.crypt4gh.receiver_public_key_path}", receiver),
+        (
+            f"crypt4gh receiver public key {path}",
+            f"ok (read as {key.format}; fingerprint {fingerprint(key.public_key)})",
+        )
     ]
 
 
-def _database(settings: Settings) -> list[tuple[str, str]]:
+def _database(settings: Settings) -> list[Result]:
     database = SdaDatabase(settings.database)
     with database.connect() as connection:
         state = database.state(connection)
@@ -41,40 +54,55 @@ def _database(settings: Settings) -> list[tuple[str, str]]:
     return results
 
 
-def _broker(settings: Settings) -> list[tuple[str, str]]:
+def _broker(settings: Settings) -> list[Result]:
     broker = settings.broker
     return [(f"broker {broker.host}:{broker.port} queue {broker.queue}", check_queue(broker))]
 
 
-def _storages(settings: Settings) -> list[tuple[str, str]]:
-    return [*ArchiveStorage(settings.archive).check(), *SyncStorage(settings.sync).check()]
-
-
-def _remote(settings: Settings) -> list[tuple[str, str]]:
+def _remote(settings: Settings) -> list[Result]:
     remote = RemoteSyncApi(settings.remote, connect_timeout_seconds=5, read_timeout_seconds=10)
     return [(f"remote API {remote.url}", remote.reachability())]
 
 
-CHECKS: dict[str, Check] = {
-    "crypt4gh keys": _keys,
-    "database": _database,
-    "broker": _broker,
-    "storage": _storages,
-    "remote API": _remote,
-}
+def _entry_check(storage: StorageSettings, entry: S3Storage | PosixStorage) -> tuple[str, Callable[[], list[Result]]]:
+    """The check of one storage entry alone, with the subject its failure is reported under."""
+    kind, where = ("s3", entry.endpoint) if isinstance(entry, S3Storage) else ("posix", str(entry.path))
+    alone = StorageSettings(name=storage.name, **{kind: (entry,)})
+    subject = f"{storage.name} {kind} {where}"
+    if storage.name == "archive":
+        return subject, lambda: ArchiveStorage(alone).check()
+    if entry.writer_disabled:
+        return subject, lambda: [(subject, "ok, not checked: writer_disabled")]
+    return subject, lambda: SyncStorage(alone).check()
 
 
-def check(settings: Settings) -> int:
-    """Exit status 0 when everything is ok; usable as a readiness probe."""
-    print(f"config: ok (sync.centerPrefix {settings.center_prefix})")
+def _checks(settings: Settings) -> list[tuple[str, Callable[[], list[Result]]]]:
+    """Each check with the subject its failure is reported under."""
+    crypt4gh = settings.crypt4gh
+    broker = settings.broker
+    return [
+        (f"crypt4gh node private key {crypt4gh.private_key_path}", lambda: _node_key(settings)),
+        (f"crypt4gh receiver public key {crypt4gh.receiver_public_key_path}", lambda: _receiver_key(settings)),
+        ("database", lambda: _database(settings)),
+        (f"broker {broker.host}:{broker.port} queue {broker.queue}", lambda: _broker(settings)),
+        *(_entry_check(storage, entry) for storage in (settings.archive, settings.sync) for entry in storage.entries),
+        ("remote API", lambda: _remote(settings)),
+    ]
+
+
+def check(settings: Settings, where: str) -> int:
+    """Print a line for each check, the configuration (read from `where`) first. Exit status 0 when
+    everything is ok; usable as a readiness probe."""
+    print(f"config: {where}: ok (sync.centerPrefix {settings.center_prefix})")
     for warning in settings.warnings:
         print(warning)
-    results: list[tuple[str, str]] = []
-    for subject, run_check in CHECKS.items():
+    failed = False
+    for subject, run_check in _checks(settings):
         try:
-            results += run_check(settings)
+            results = run_check()
         except Exception as error:
-            results.append((subject, str(error)))
-    for subject, result in results:
-        print(f"{subject}: {result}")
-    return 0 if all(result.startswith("ok") for _, result in results) else 1
+            results = [(subject, str(error))]
+        for line_subject, result in results:
+            print(f"{line_subject}: {result}", flush=True)
+            failed = failed or not result.startswith("ok")
+    return 1 if failed else 0

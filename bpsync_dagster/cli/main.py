@@ -14,6 +14,7 @@ from bpsync_dagster.cli import runs
 from bpsync_dagster.cli.backfill_command import backfill, parse_since
 from bpsync_dagster.cli.check_command import check
 from bpsync_dagster.configuration import ConfigError, Settings, load_settings, start_logging
+from bpsync_dagster.configuration.loader import config_location
 from bpsync_dagster.dataset_ids import InvalidId, check_id
 from bpsync_dagster.errors import SyncError
 from bpsync_dagster.sda_database import DatabaseError
@@ -59,7 +60,7 @@ def _settings() -> Settings:
 
 def _run(arguments: argparse.Namespace) -> int:
     if arguments.command == "check":
-        return check(_settings())
+        return check(_settings(), config_location())
     if arguments.command == "backfill":
         instance = _instance()
         return backfill(instance, _settings(), arguments.since, arguments.dry_run)

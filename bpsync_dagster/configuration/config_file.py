@@ -69,10 +69,21 @@ def _leaves(tree: Mapping[object, object], keys: tuple[str, ...] = ()) -> Iterat
 
 @dataclass(frozen=True)
 class ConfigFile:
-    """The file's values by lower-cased dotted key (none when the default file is absent)."""
+    """The file's values by lower-cased dotted key (none when the default file is absent, `found` False)."""
 
     path: Path
     values: Mapping[str, YamlValue]
+    found: bool = True
+
+    @property
+    def where(self) -> str:
+        """Where the configuration was read from, for messages."""
+        if self.found:
+            return f"{self.path} and the environment"
+        return (
+            f"the environment only: there is no file {self.path} "
+            f"({', '.join(FILE_VARIABLES)} or {DIRECTORY_VARIABLE} may name another)"
+        )
 
     def section(self, name: str) -> object:
         """The part of the file under the top-level key `name` as a nested tree with lower-cased
@@ -126,7 +137,7 @@ def read_config_file(environ: Mapping[str, str]) -> ConfigFile:
             raise ConfigError(f"the directory {directory} named by {variable} holds no {DIRECTORY_FILE_NAME}")
         if variable is not None:
             raise ConfigError(f"the file {path} named by {variable} does not exist")
-        return ConfigFile(path, {})
+        return ConfigFile(path, {}, found=False)
     try:
         content = yaml.safe_load(path.read_text())
     except OSError as error:

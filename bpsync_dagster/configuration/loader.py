@@ -7,20 +7,30 @@ counts as unset. Storage is YAML only. A setting may have several spellings (`db
 `database.host`, `broker.caCert` and `broker.ca_cert`): the environment overrides the file whatever
 the spelling, and two spellings with different values in the environment, or in the file, are an
 error naming both. Each model field names its spellings (`settings.Key`); the loader finds the
-values, the model validates them and names a bad key as `describe` does.
+values, the model validates them and names a bad key as `describe` does. Reading goes on past a
+problem, so that one `ConfigError` reports every missing or bad key at once.
 """
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
-from bpsync_dagster.configuration.config_file import ConfigFile, YamlValue, collect, read_config_file, same_value
+from bpsync_dagster.configuration.config_file import (
+    ConfigFile,
+    YamlValue,
+    collect,
+    locate_config_file,
+    read_config_file,
+    same_value,
+)
 from bpsync_dagster.configuration.errors import ConfigError
 from bpsync_dagster.configuration.settings import (
     IS_WRITER,
+    PROBLEM,
     WARNINGS,
     AuditSettings,
     BrokerSettings,
@@ -39,6 +49,7 @@ from bpsync_dagster.configuration.settings import (
 )
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 
 def field_keys(model: type[BaseModel]) -> dict[str, tuple[str, ...]]:
@@ -98,63 +109,107 @@ class _Source:
                 raise ConfigError(f"{key} is set twice with different values{where}: {given[0][0]} and {spelling}")
 
 
-def key_values(model: type[BaseModel], source: _Source, prefix: str = "") -> tuple[dict[str, object], dict[str, str]]:
-    """The values set for the keyed fields of `model` (each key under `prefix`), and how each field's
-    key is named in errors; a required key that is unset is a `ConfigError` naming it."""
+class _Problems:
+    """The problems found so far: reading the configuration goes on past a bad key, so that one run
+    reports them all."""
+
+    def __init__(self, lines: Iterable[str] = ()) -> None:
+        self.lines: list[str] = list(lines)
+
+    def read(self, read: Callable[[], T]) -> T | None:
+        """What `read` returns, or None when it raises `ConfigError`, whose problems are kept."""
+        try:
+            return read()
+        except ConfigError as error:
+            self.lines += error.problems
+            return None
+
+
+def _look_up(
+    model: type[BaseModel], source: _Source, prefix: str = ""
+) -> tuple[dict[str, object], dict[str, str], list[str]]:
+    """The values set for the keyed fields of `model` (each key under `prefix`), how each field's key
+    is named in errors, and the problems: each required key that is unset, each key set twice."""
     values: dict[str, object] = {}
     names: dict[str, str] = {}
+    problems: list[str] = []
     for name, spellings in field_keys(model).items():
         keys = tuple(f"{prefix}{spelling}" for spelling in spellings)
-        value = source.raw(keys)
         names[name] = source.describe(keys)
+        try:
+            value = source.raw(keys)
+        except ConfigError as error:
+            problems += error.problems
+            continue
         if value is not None:
             values[name] = value
         elif model.model_fields[name].is_required():
-            raise ConfigError(f"{names[name]} is required")
-    return values, names
+            problems.append(f"{names[name]} is required")
+    return values, names, problems
 
 
 def read_model(model: type[M], source: _Source, prefix: str = "", **context: object) -> M:
-    """`model` from the values of its keys: an unset required key, or a value its field refuses, is a
-    `ConfigError` naming the key."""
-    values, names = key_values(model, source, prefix)
-    return model.model_validate(values, context={**names, **context})
+    """`model` from the values of its keys. Every unset required key, every value its field refuses
+    and (once the fields are valid) every cross-field problem is a problem of one `ConfigError`, each
+    naming its key."""
+    values, names, problems = _look_up(model, source, prefix)
+    try:
+        settings = model.model_validate(values, context={**names, **context})
+    except ValidationError as error:
+        problems += [_problem(item, names) for item in error.errors() if item["type"] != "missing"]
+    except ConfigError as error:
+        problems += error.problems
+    if problems:
+        raise ConfigError(*problems)
+    return settings
+
+
+def _problem(error: ErrorDetails, names: Mapping[str, str]) -> str:
+    """A validation error as a line naming its key: the field's own message, or pydantic's (which never
+    quotes the value, a secret perhaps)."""
+    context = error.get("ctx") or {}
+    if error["type"] == PROBLEM and "problem" in context:
+        return str(context["problem"])
+    field = str(error["loc"][0]) if error["loc"] else ""
+    return f"{names.get(field, field)}: {error['msg']}"
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """Read and validate the whole configuration, or raise `ConfigError` naming the first bad key."""
+    """Read and validate the whole configuration, or raise one `ConfigError` with every problem: each
+    missing or bad key, named with its environment variable, and where the configuration was read."""
     environ = os.environ if environ is None else environ
     config_file = read_config_file(environ)
     source = _Source(config_file.values, config_file.path, environ)
-    values, names = key_values(Settings, source)
+    values, names, top_level_problems = _look_up(Settings, source)
+    problems = _Problems(top_level_problems)
     warnings: list[str] = []
-    remote = read_model(RemoteApiSettings, source, **{WARNINGS: warnings})
-    crypt4gh = read_model(Crypt4ghSettings, source)
-    broker = read_model(BrokerSettings, source)
-    database = read_model(DatabaseSettings, source)
-    archive = _storage(config_file, "archive", warnings)
-    sync = _storage(config_file, "sync", warnings)
-    if not archive.entries:
-        raise ConfigError("storage.archive needs at least one s3 or posix entry")
-    if not any(not entry.writer_disabled for entry in sync.entries):
-        raise ConfigError("storage.sync needs at least one s3 or posix entry to write to")
     sections = {
-        "remote": remote,
-        "crypt4gh": crypt4gh,
-        "broker": broker,
-        "database": database,
-        "archive": archive,
-        "sync": sync,
-        "schema": read_model(SchemaSettings, source),
-        "sensor": read_model(SensorSettings, source),
-        "audit": read_model(AuditSettings, source),
-        "copy": read_model(CopySettings, source),
-        "log": read_model(LogSettings, source),
+        "remote": problems.read(lambda: read_model(RemoteApiSettings, source, **{WARNINGS: warnings})),
+        "crypt4gh": problems.read(lambda: read_model(Crypt4ghSettings, source)),
+        "broker": problems.read(lambda: read_model(BrokerSettings, source)),
+        "database": problems.read(lambda: read_model(DatabaseSettings, source)),
+        "archive": problems.read(lambda: _storage(config_file, "archive", warnings)),
+        "sync": problems.read(lambda: _storage(config_file, "sync", warnings)),
+        "schema": problems.read(lambda: read_model(SchemaSettings, source)),
+        "sensor": problems.read(lambda: read_model(SensorSettings, source)),
+        "audit": problems.read(lambda: read_model(AuditSettings, source)),
+        "copy": problems.read(lambda: read_model(CopySettings, source)),
+        "log": problems.read(lambda: read_model(LogSettings, source)),
     }
+    if problems.lines:
+        # The storages share the `storage` section: a problem of the section is found once for each.
+        raise ConfigError(*dict.fromkeys(problems.lines), where=config_file.where)
     return Settings.model_validate({**values, **sections, "warnings": tuple(warnings)}, context=names)
 
 
+def config_location(environ: Mapping[str, str] | None = None) -> str:
+    """Where `load_settings` reads the configuration from: the file (if it exists) and the environment."""
+    path, _ = locate_config_file(os.environ if environ is None else environ)
+    return ConfigFile(path, {}, found=path.exists()).where
+
+
 def _storage(config_file: ConfigFile, name: str, warnings: list[str]) -> StorageSettings:
+    """The storage `name` with all its entries, or a `ConfigError` with every entry's problems."""
     storage = config_file.section("storage") or {}
     if not isinstance(storage, Mapping):
         raise ConfigError("storage must be a mapping of storage names")
@@ -164,22 +219,38 @@ def _storage(config_file: ConfigFile, name: str, warnings: list[str]) -> Storage
     for backend in backends:
         if backend not in ("s3", "posix"):
             warnings.append(f"config: storage.{name}.{backend} is not a known backend (s3, posix); ignored")
-    return StorageSettings(
-        name=name,
-        s3=tuple(
-            read_model(
+    problems = _Problems()
+    s3 = [
+        problems.read(
+            lambda where=where, entry=entry: read_model(
                 S3Storage,
                 _entry_source(entry, where, config_file.path, warnings),
                 f"{where}.",
                 **{IS_WRITER: name == "sync"},
             )
-            for where, entry in _entries(backends, "s3", name)
-        ),
-        posix=tuple(
-            read_model(PosixStorage, _entry_source(entry, where, config_file.path, warnings), f"{where}.")
-            for where, entry in _entries(backends, "posix", name)
-        ),
+        )
+        for where, entry in problems.read(lambda: _entries(backends, "s3", name)) or []
+    ]
+    posix = [
+        problems.read(
+            lambda where=where, entry=entry: read_model(
+                PosixStorage, _entry_source(entry, where, config_file.path, warnings), f"{where}."
+            )
+        )
+        for where, entry in problems.read(lambda: _entries(backends, "posix", name)) or []
+    ]
+    if problems.lines:
+        raise ConfigError(*problems.lines)
+    settings = StorageSettings(
+        name=name,
+        s3=tuple(entry for entry in s3 if entry is not None),
+        posix=tuple(entry for entry in posix if entry is not None),
     )
+    if name == "archive" and not settings.entries:
+        raise ConfigError("storage.archive needs at least one s3 or posix entry")
+    if name == "sync" and all(entry.writer_disabled for entry in settings.entries):
+        raise ConfigError("storage.sync needs at least one s3 or posix entry to write to")
+    return settings
 
 
 def _entries(backends: Mapping[str, object], backend: str, name: str) -> list[tuple[str, Mapping[str, object]]]:

@@ -1,12 +1,15 @@
 """The service's configuration as typed, immutable pydantic models.
 
 Each field names the SDA key(s) it is read from (`Key`, the canonical spelling first) and validates
-its value with SDA's rules; a bad value raises `ConfigError` naming the key as the loader describes it
-(with its environment variable), which the loader passes in the validation context. Secrets are
+its value with SDA's rules; a bad value is a problem naming the key as the loader describes it (with
+its environment variable), which the loader passes in the validation context. A field's problem is a
+pydantic error (type `PROBLEM`), so that validation reports every bad field; a model's cross-field
+checks run once its fields are valid and raise `ConfigError` with all their problems. Secrets are
 fields with `repr=False`, so printing or logging a settings object never shows them.
 """
 
 import datetime
+import functools
 import ipaddress
 import re
 from collections.abc import Callable
@@ -16,6 +19,7 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, model_validator
+from pydantic_core import PydanticCustomError
 
 from bpsync_dagster.configuration.cron import is_valid_cron
 from bpsync_dagster.configuration.errors import ConfigError
@@ -34,6 +38,8 @@ _FALSE = ("false", "0", "no", "off")
 # configuration's warnings to, and whether an S3 entry is one the service writes to.
 WARNINGS = "warnings"
 IS_WRITER = "is_writer"
+# The pydantic error type a field's `ConfigError` is reported as, its message in the context as `problem`.
+PROBLEM = "config_problem"
 
 
 @dataclass(frozen=True, init=False)
@@ -59,9 +65,28 @@ def _warn(info: ValidationInfo, warning: str) -> None:
         warnings.append(warning)
 
 
+def _reported(validate: Callable[[Any, ValidationInfo], Any]) -> Callable[[Any, ValidationInfo], Any]:
+    """`validate` with its `ConfigError` turned into a pydantic error, so that the model's other fields
+    are still validated and every bad field is reported at once."""
+
+    @functools.wraps(validate)
+    def reported(value: Any, info: ValidationInfo) -> Any:
+        try:
+            return validate(value, info)
+        except ConfigError as error:
+            raise PydanticCustomError(PROBLEM, "{problem}", {"problem": error.problems[0]}) from None
+
+    return reported
+
+
 def _validator(convert: Callable[[Any, str], Any]) -> BeforeValidator:
     """A before-validator that converts as SDA does, `None` (an optional unset value) left as it is."""
-    return BeforeValidator(lambda value, info: value if value is None else convert(value, _key(info)))
+    return BeforeValidator(_reported(lambda value, info: value if value is None else convert(value, _key(info))))
+
+
+def _check(validate: Callable[[Any, ValidationInfo], Any]) -> AfterValidator:
+    """An after-validator whose `ConfigError` is reported beside the other fields' problems."""
+    return AfterValidator(_reported(validate))
 
 
 def parse_boolean(value: object, key: str) -> bool:
@@ -160,7 +185,7 @@ def _is_loopback(hostname: str) -> bool:
 class RemoteApiSettings(_Settings):
     """The receiving node's sync API."""
 
-    host: Annotated[Text, Key("sync.remote.host"), AfterValidator(_remote_host)]
+    host: Annotated[Text, Key("sync.remote.host"), _check(_remote_host)]
     port: Annotated[int | None, Key("sync.remote.port", "sync.remote.post"), integer(1, 65535)] = None
     user: Annotated[Text, Key("sync.remote.user")]
     password: Annotated[Text, Key("sync.remote.password")] = Field(repr=False)
@@ -199,7 +224,7 @@ class BrokerSettings(_Settings):
     @model_validator(mode="after")
     def _client_certificate(self, info: ValidationInfo) -> "BrokerSettings":
         if self.ssl and self.verify_peer:
-            _require(self, info, "client_cert", "client_key")
+            _raise(_missing(self, info, "client_cert", "client_key"))
         return self
 
 
@@ -221,7 +246,7 @@ class DatabaseSettings(_Settings):
     user: Annotated[Text, Key("db.user", "database.user")]
     password: Annotated[Text, Key("db.password", "database.password")] = Field(default="", repr=False)
     database: Annotated[Text, Key("db.database", "database.name")] = "sda"
-    schema_: Annotated[Text, Key("db.schema", "database.schema"), AfterValidator(_sql_identifier)] = Field(
+    schema_: Annotated[Text, Key("db.schema", "database.schema"), _check(_sql_identifier)] = Field(
         default="sda", alias="schema"
     )
     sslmode: Annotated[str, Key("db.sslmode", "database.ssl_mode"), choice(*SSL_MODES)] = "verify-full"
@@ -237,17 +262,24 @@ class DatabaseSettings(_Settings):
 
     @model_validator(mode="after")
     def _certificates(self, info: ValidationInfo) -> "DatabaseSettings":
+        problems: list[str] = []
         if self.sslmode != "disable":
-            _require(self, info, "ca_cert")
+            problems += _missing(self, info, "ca_cert")
         if self.sslmode == "verify-full":
-            _require(self, info, "client_cert", "client_key")
+            problems += _missing(self, info, "client_cert", "client_key")
+        _raise(problems)
         return self
 
 
-def _require(settings: BaseModel, info: ValidationInfo, *fields: str) -> None:
-    for name in fields:
-        if getattr(settings, name) is None:
-            raise ConfigError(f"{_key(info, name)} is required")
+def _missing(settings: BaseModel, info: ValidationInfo, *fields: str) -> list[str]:
+    """A problem for each of `fields` that is unset."""
+    return [f"{_key(info, name)} is required" for name in fields if getattr(settings, name) is None]
+
+
+def _raise(problems: list[str]) -> None:
+    """A model's cross-field problems, all in one `ConfigError`."""
+    if problems:
+        raise ConfigError(*problems)
 
 
 def _absolute(path: Path, info: ValidationInfo) -> Path:
@@ -259,7 +291,7 @@ def _absolute(path: Path, info: ValidationInfo) -> Path:
 class PosixStorage(_Settings):
     """A directory of a storage; an archived file's `archive_location` is its `path`."""
 
-    path: Annotated[Path, PATH, Key("path"), AfterValidator(_absolute)]
+    path: Annotated[Path, PATH, Key("path"), _check(_absolute)]
     max_objects: Annotated[Count, Key("max_objects")] = 0
     max_size: Annotated[Size, Key("max_size")] = 0
     writer_disabled: Annotated[Flag, Key("writer_disabled")] = False
@@ -285,14 +317,16 @@ class S3Storage(_Settings):
     @model_validator(mode="after")
     def _consistent(self, info: ValidationInfo) -> "S3Storage":
         endpoint, disable_https = _key(info, "endpoint"), _key(info, "disable_https")
+        problems: list[str] = []
         if self.endpoint.startswith("http:") and not self.disable_https:
-            raise ConfigError(f"{endpoint} is http: but {disable_https} is not true")
+            problems.append(f"{endpoint} is http: but {disable_https} is not true")
         if self.endpoint.startswith("https:") and self.disable_https:
-            raise ConfigError(f"{endpoint} is https: but {disable_https} is true")
+            problems.append(f"{endpoint} is https: but {disable_https} is true")
         if not CHUNK_SIZE_MIN <= self.chunk_size <= CHUNK_SIZE_MAX:
-            raise ConfigError(f"{_key(info, 'chunk_size')} must be between 5MB and 1GB, not {self.chunk_size} bytes")
+            problems.append(f"{_key(info, 'chunk_size')} must be between 5MB and 1GB, not {self.chunk_size} bytes")
         if (info.context or {}).get(IS_WRITER) and not self.writer_disabled and not self.bucket_prefix:
-            raise ConfigError(f"{_key(info, 'bucket_prefix')} is required")
+            problems.append(f"{_key(info, 'bucket_prefix')} is required")
+        _raise(problems)
         if self.endpoint.endswith("/"):
             return self.model_copy(update={"endpoint": self.endpoint.rstrip("/")})
         return self
@@ -344,7 +378,7 @@ class SensorSettings(_Settings):
     interval_seconds: Annotated[int, Key("sync.sensor.interval"), integer(1, 3600)] = 1
     batch_size: Annotated[int, Key("sync.sensor.batchSize"), integer(1, 5000)] = 50
     queue_type: Annotated[str, Key("sync.sensor.queueType"), choice("auto", "stream", "classic")] = "auto"
-    stream_start: Annotated[Text, Key("sync.sensor.streamStart"), AfterValidator(_stream_start)] = Field(
+    stream_start: Annotated[Text, Key("sync.sensor.streamStart"), _check(_stream_start)] = Field(
         default="next", validate_default=True
     )
 
@@ -359,7 +393,7 @@ def _cron(value: str, info: ValidationInfo) -> str:
 class AuditSettings(_Settings):
     """When the scheduled `audit_sync` runs and how thorough it is."""
 
-    cron: Annotated[Text, Key("sync.audit.cron"), AfterValidator(_cron)] = "0 3 * * *"
+    cron: Annotated[Text, Key("sync.audit.cron"), _check(_cron)] = "0 3 * * *"
     verify_checksums: Annotated[Flag, Key("sync.audit.verifyChecksums")] = False
     resync_drifted: Annotated[Flag, Key("sync.audit.resyncDrifted")] = False
 
@@ -373,7 +407,7 @@ def _buffer_limit(limit: int, info: ValidationInfo) -> int:
 class CopySettings(_Settings):
     """How a sync copies: `buffer_limit` bounds the bytes its copy buffers hold at once."""
 
-    buffer_limit: Annotated[Size, Key("sync.copy.bufferLimit"), AfterValidator(_buffer_limit)] = 512 * 1024 * 1024
+    buffer_limit: Annotated[Size, Key("sync.copy.bufferLimit"), _check(_buffer_limit)] = 512 * 1024 * 1024
 
 
 class LogSettings(_Settings):

@@ -1,5 +1,6 @@
 """`bpsync check` and the process-level promises of the package and the CLI."""
 
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -33,7 +34,7 @@ def test_check_reports_every_connection_ok(make_node, mapping_queue: str) -> Non
 
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == "config: ok (sync.centerPrefix SYNC)"
+    assert lines[0] == f"config: {node.config_file} and the environment: ok (sync.centerPrefix SYNC)"
     for subject in (
         "crypt4gh node",
         "crypt4gh receiver",
@@ -82,7 +83,7 @@ def test_check_reads_the_configuration_as_sda_deploys_it(make_node, mapping_queu
 
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == "config: ok (sync.centerPrefix SYNC)"
+    assert lines[0] == f"config: {directory / 'config.yaml'} and the environment: ok (sync.centerPrefix SYNC)"
     for subject in ("crypt4gh node", "crypt4gh receiver", "database", "broker", "archive posix", "sync posix"):
         assert any(line.startswith(subject) and ": ok" in line for line in lines), (subject, lines)
 
@@ -95,7 +96,8 @@ def test_check_names_what_is_wrong(make_node) -> None:
 
     assert result.returncode == 1
     out = result.stdout
-    assert "crypt4gh keys: c4gh.passphrase: wrong passphrase" in out
+    assert f"crypt4gh node private key {node.node_keys.private_key_path}: c4gh.passphrase: wrong passphrase" in out
+    assert f"crypt4gh receiver public key {node.receiver_keys.public_key_path}: ok" in out
     assert "cannot connect to the SDA database" in out and '"absent_sda" does not exist' in out
     assert f"queue {node.prefix}-absent: broker.queue '{node.prefix}-absent': NOT_FOUND" in out
     assert "sync posix" in out and ": ok" in out.split("sync posix", 1)[1].splitlines()[0]
@@ -111,7 +113,10 @@ def test_check_and_start_up_warn_of_basic_auth_in_clear_text(make_node) -> None:
 
     result = node.bpsync("check")
 
-    assert result.stdout.splitlines()[:2] == ["config: ok (sync.centerPrefix SYNC)", warning]
+    assert result.stdout.splitlines()[:2] == [
+        f"config: {node.config_file} and the environment: ok (sync.centerPrefix SYNC)",
+        warning,
+    ]
     assert f"WARNING bpsync_dagster.configuration: {warning}" in result.stderr
 
 
@@ -133,7 +138,10 @@ def test_the_code_location_load_names_a_bad_key(make_node) -> None:
     load = "from bpsync_dagster.definitions import defs; defs()"
     result = subprocess.run([sys.executable, "-c", load], env=environment, capture_output=True, text=True)
     assert result.returncode != 0
-    assert "config: sync.centerPrefix (env SYNC_CENTERPREFIX) is required" in result.stderr
+    assert re.search(
+        rf"config: \d+ problems in {re.escape(str(node.root / 'empty.yaml'))} and the environment:\n", result.stderr
+    )
+    assert "\n  sync.centerPrefix (env SYNC_CENTERPREFIX) is required\n" in result.stderr
 
 
 def test_dagster_home_files_hold_no_secret(make_node) -> None:

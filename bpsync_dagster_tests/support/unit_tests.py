@@ -31,6 +31,7 @@ UNIT_TEST_MODULES = frozenset(
         "cli/test_dagster_home.py",
         "configuration/test_bad_configuration.py",
         "configuration/test_cron.py",
+        "configuration/test_every_problem.py",
         "configuration/test_loader.py",
         "configuration/test_logs.py",
         "configuration/test_schemas.py",
