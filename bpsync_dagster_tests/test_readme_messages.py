@@ -5,8 +5,10 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from bpsync_dagster.cli.main import main
+from bpsync_dagster_tests.configuration.test_loader import config
 from bpsync_dagster_tests.support.environment import PROJECT_ROOT
 
 
@@ -30,9 +32,9 @@ def test_a_missing_key_is_printed_as_the_readme_quotes_it(
 ) -> None:
     for name in [name for name in os.environ if name.startswith(("SYNC_", "CONFIG"))]:
         monkeypatch.delenv(name)
-    config = tmp_path / "config.yaml"
-    config.write_text("sync: {}\n")
-    monkeypatch.setenv("CONFIG_FILE", str(config))
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(yaml.safe_dump(config(**{"sync.centerPrefix": None})))
+    monkeypatch.setenv("CONFIG_FILE", str(config_file))
 
     status = main(["check"])
 
