@@ -4,8 +4,6 @@ from bpsync_dagster.inventory.assets import (
     DATASET_PARTITIONS,
     MATCHES_SDA_CHECK,
     SYNCED_DATASET,
-    failed_sync_evaluation,
-    synced_dataset,
 )
 from bpsync_dagster.inventory.audit import DatasetAudit, FileProblem, audit_dataset
 
@@ -16,6 +14,4 @@ __all__ = [
     "DatasetAudit",
     "FileProblem",
     "audit_dataset",
-    "failed_sync_evaluation",
-    "synced_dataset",
 ]
