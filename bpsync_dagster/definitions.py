@@ -30,4 +30,6 @@ def defs() -> dg.Definitions:
             dead_run_reaper,
         ],
         resources=RESOURCES,
+        # Also for Dagster's asset job, which runs backfills and what the UI launches from the asset's page.
+        executor=dg.in_process_executor,
     )

@@ -13,7 +13,7 @@ from bpsync_dagster.dagster_internals import (
     workspace_job,
     workspace_job_origin,
 )
-from bpsync_dagster.inventory import DATASET_PARTITIONS
+from bpsync_dagster.inventory import DATASET_PARTITIONS, syncs_a_dataset
 from bpsync_dagster.jobs import DATASET_TAG, sync_dataset
 from bpsync_dagster.jobs.sync_dataset import sync_run_config
 
@@ -61,6 +61,7 @@ def create_sync_run(
 
 
 def datasets_with_unfinished_runs(instance: DagsterInstance) -> set[str]:
-    """Datasets whose sync is queued or running: launching another would only wait behind it."""
-    records = instance.get_run_records(RunsFilter(job_name=sync_dataset.name, statuses=UNFINISHED_STATUSES))
-    return {record.dagster_run.tags[PARTITION_TAG] for record in records if PARTITION_TAG in record.dagster_run.tags}
+    """Datasets whose sync (of any origin: sensor, backfill, UI) is queued or running: launching another
+    would only wait behind it."""
+    runs = instance.get_runs(RunsFilter(statuses=UNFINISHED_STATUSES))
+    return {run.tags[PARTITION_TAG] for run in runs if PARTITION_TAG in run.tags and syncs_a_dataset(run)}

@@ -11,7 +11,7 @@ from pydantic import Field
 from bpsync_dagster.c4gh import reencrypt_header
 from bpsync_dagster.dataset_ids import InvalidId, check_id, escaped
 from bpsync_dagster.errors import SyncError, is_final
-from bpsync_dagster.inventory import DATASET_PARTITIONS, SYNCED_DATASET
+from bpsync_dagster.inventory import DATASET_PARTITIONS, SYNC_JOB_NAME, SYNCED_DATASET
 from bpsync_dagster.jobs.failures import COPY_RETRY, DATABASE_RETRY, REMOTE_API_RETRY, final_failures
 from bpsync_dagster.jobs.progress import CopyProgress
 from bpsync_dagster.remote_api import build_manifest, manifest_sha256, validate_manifest
@@ -318,7 +318,7 @@ def synced_dataset() -> object:
 # Without the check: it lists the dataset's files, which needs SELECT on sda.datasets, and a sync of
 # named files must not. A new materialization leaves the check's earlier results behind it.
 sync_dataset = dg.define_asset_job(
-    "sync_dataset",
+    SYNC_JOB_NAME,
     selection=dg.AssetSelection.assets(SYNCED_DATASET).without_checks(),
     executor_def=dg.in_process_executor,
     tags={"service": "bpsync"},

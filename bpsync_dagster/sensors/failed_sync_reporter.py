@@ -17,7 +17,8 @@ from bpsync_dagster.broker.client import BrokerError, BrokerSession
 from bpsync_dagster.broker.messages import MAX_REASON_LENGTH, info_error_body
 from bpsync_dagster.dagster_internals import PARTITION_TAG, WILL_RETRY_TAG
 from bpsync_dagster.dataset_ids import escaped
-from bpsync_dagster.jobs import DATASET_TAG, sync_dataset
+from bpsync_dagster.inventory import syncs_a_dataset
+from bpsync_dagster.jobs import DATASET_TAG
 from bpsync_dagster.jobs.failures import failure_reason, innermost_message
 from bpsync_dagster.jobs.sync_dataset import requested_accession_ids
 from bpsync_dagster.resources import BrokerResource
@@ -70,10 +71,10 @@ def _failure_cause(instance: dg.DagsterInstance, run_id: str, failure_message: s
 def _failure_report(
     instance: dg.DagsterInstance, record: dg.EventLogRecord, log: dg.DagsterLogManager
 ) -> FailureReport | None:
-    """What to report of a run failure, or None: not a `sync_dataset` run, reported already, to be
+    """What to report of a run failure, or None: not a sync run, reported already, to be
     retried, or synced after all."""
     run = instance.get_run_by_id(record.event_log_entry.run_id)
-    if run is None or run.job_name != sync_dataset.name or run.tags.get(REPORTED_TAG) == run.run_id:
+    if run is None or not syncs_a_dataset(run) or run.tags.get(REPORTED_TAG) == run.run_id:
         return None
     dataset_id = run.tags.get(PARTITION_TAG) or run.tags.get(DATASET_TAG, "unknown dataset")
     if run.tags.get(WILL_RETRY_TAG) == "true":
