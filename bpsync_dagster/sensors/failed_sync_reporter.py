@@ -1,9 +1,9 @@
-"""The sensor that reports failed `sync_dataset` runs to the SDA error stream, each exactly once.
+"""The sensor that reports failed sync runs to the SDA error stream, each exactly once.
 
 Its cursor is the storage ID of the last run failure event it is done with, as `{"record_id": N}`
-(the key of the run-status-sensor cursors it stored before, which it still reads). A failure whose info-error the broker does
-not take (down, unroutable) stops the tick there: the cursor stays before it and the next tick tries
-again. A published one is marked on its run (`bpsync/info_error_published`), so that a tick that
+(the key of the run-status-sensor cursors it stored before, which it still reads). A failure whose
+info-error the broker does not take (down, unroutable), or whose retry Dagster has not decided yet,
+stops the tick there: the cursor stays before it and the next tick tries again. A published one is marked on its run (`bpsync/info_error_published`), so that a tick that
 ends before storing its cursor does not publish it twice.
 """
 
@@ -68,6 +68,13 @@ def _failure_cause(instance: dg.DagsterInstance, run_id: str, failure_message: s
     return failure_message or "see the run in Dagster"
 
 
+def _retry_undecided(instance: dg.DagsterInstance, record: dg.EventLogRecord) -> bool:
+    """Dagster tags a failed run with whether it will be retried just after it records the failure: a
+    tick in between must not take the run for failed for good."""
+    run = instance.get_run_by_id(record.event_log_entry.run_id)
+    return run is not None and instance.run_retries_enabled and WILL_RETRY_TAG not in run.tags
+
+
 def _failure_report(
     instance: dg.DagsterInstance, record: dg.EventLogRecord, log: dg.DagsterLogManager
 ) -> FailureReport | None:
@@ -126,6 +133,10 @@ def failed_sync_reporter(context: dg.SensorEvaluationContext, broker: BrokerReso
     with contextlib.ExitStack() as stack:
         session: BrokerSession | None = None
         for record in records:
+            if _retry_undecided(instance, record):
+                refusal = f"run {record.event_log_entry.run_id} failed but its retry is not decided yet"
+                context.log.info(f"{refusal}; the next tick looks again")
+                break
             report = _failure_report(instance, record, context.log)
             if report is not None:
                 try:
