@@ -24,7 +24,6 @@ from dagster._core.utils import make_new_backfill_id
 from dagster._utils.error import SerializableErrorInfo
 
 __all__ = [
-    "BACKFILL_ID_TAG",
     "PARTITION_TAG",
     "RESUME_RETRY_TAG",
     "ROOT_RUN_ID_TAG",
@@ -54,7 +53,6 @@ PARENT_RUN_ID_TAG = "dagster/parent_run_id"
 ROOT_RUN_ID_TAG = "dagster/root_run_id"
 RESUME_RETRY_TAG = "dagster/is_resume_retry"
 PARTITION_TAG = "dagster/partition"
-BACKFILL_ID_TAG = "dagster/backfill"
 
 # EngineEventData: the data `DagsterInstance.report_engine_event` takes (a worker's pid); not exported.
 # SerializableErrorInfo: the type of the errors step failure and retry events carry; not exported.

@@ -48,6 +48,7 @@ UNIT_TEST_MODULES = frozenset(
         "storage/test_read_ahead.py",
         "test_dataset_ids.py",
         "test_errors.py",
+        "test_inventory.py",
         "test_public_api.py",
         "test_run_workers.py",
     }
