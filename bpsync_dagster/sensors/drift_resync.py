@@ -15,7 +15,7 @@ from bpsync_dagster.sensors.event_cursor import cursor_storage_id, event_cursor
 from bpsync_dagster.sync_runs import LAUNCHED_BY_TAG, datasets_with_unfinished_runs
 
 DRIFT_RESYNC_SENSOR_NAME = "drift_resync"
-SUCCESSES_PER_TICK = 200
+SUCCESSES_PER_TICK = 1000
 
 
 def _resync_asked(instance: dg.DagsterInstance, run_id: str) -> bool:
