@@ -556,13 +556,13 @@ class Bench:
             event = entry.dagster_event
             if event is None:
                 continue
-            if event.step_key:
-                step = steps.setdefault(event.step_key, {})
+            if event.step_key and event.node_handle is not None:
+                step = steps.setdefault(event.node_handle.name, {})
                 if event.event_type == DagsterEventType.STEP_START:
                     step.setdefault("start", entry.timestamp)
                 elif event.event_type == DagsterEventType.STEP_SUCCESS:
                     step["end"] = entry.timestamp
-                elif event.event_type == DagsterEventType.STEP_OUTPUT and event.step_key == "copy_files":
+                elif event.event_type == DagsterEventType.STEP_OUTPUT and event.node_handle.name == "copy_files":
                     metadata = event.step_output_data.metadata
                     facts["bytes_copied"] = metadata["bytes_copied"].value
             elif event.event_type == DagsterEventType.RUN_SUCCESS:

@@ -5,12 +5,14 @@ keeps it so). A Dagster upgrade that moves one of these breaks here, and only he
 """
 
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 
-from dagster import DagsterEvent, DagsterInstance, DagsterRun, JobDefinition
+from dagster import AssetKey, DagsterEvent, DagsterInstance, DagsterRun, Definitions, JobDefinition
 from dagster._core.definitions.reconstruct import ReconstructableJob, ReconstructableRepository
 from dagster._core.events import EngineEventData, JobFailureData, RunFailureReason
 from dagster._core.execution.api import create_execution_plan, execute_run_iterator
+from dagster._core.execution.backfill import PartitionBackfill
 from dagster._core.execution.plan.state import KnownExecutionState
 from dagster._core.remote_origin import (
     ManagedGrpcPythonEnvCodeLocationOrigin,
@@ -18,9 +20,11 @@ from dagster._core.remote_origin import (
     RemoteRepositoryOrigin,
 )
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+from dagster._core.utils import make_new_backfill_id
 from dagster._utils.error import SerializableErrorInfo
 
 __all__ = [
+    "PARTITION_TAG",
     "RESUME_RETRY_TAG",
     "ROOT_RUN_ID_TAG",
     "PARENT_RUN_ID_TAG",
@@ -34,6 +38,7 @@ __all__ = [
     "SerializableErrorInfo",
     "create_resume_retry_run",
     "execute_run_events",
+    "submit_partition_backfill",
     "unexpected_termination",
     "workspace_job",
     "workspace_job_origin",
@@ -47,6 +52,7 @@ WILL_RETRY_TAG = "dagster/will_retry"
 PARENT_RUN_ID_TAG = "dagster/parent_run_id"
 ROOT_RUN_ID_TAG = "dagster/root_run_id"
 RESUME_RETRY_TAG = "dagster/is_resume_retry"
+PARTITION_TAG = "dagster/partition"
 
 # EngineEventData: the data `DagsterInstance.report_engine_event` takes (a worker's pid); not exported.
 # SerializableErrorInfo: the type of the errors step failure and retry events carry; not exported.
@@ -111,3 +117,32 @@ def execute_run_events(job: ReconstructableJob, run: DagsterRun, instance: Dagst
     """Execute a run created beforehand, in this process, yielding its events as they happen.
     `dg.execute_job` creates its own run and returns only once it ended."""
     return execute_run_iterator(job, run, instance)
+
+
+def submit_partition_backfill(
+    instance: DagsterInstance,
+    definitions: Definitions,
+    asset_key: AssetKey,
+    partition_keys: Sequence[str],
+    tags: dict[str, str],
+    title: str,
+) -> str:
+    """Dagster's own backfill of these partitions of `asset_key`, as the UI's "Materialize" of a partition
+    selection (GraphQL `launchPartitionBackfill`) records it; the daemon's backfill loop then submits its
+    runs to the run queue. Its ID. Dagster offers no public way to create a backfill but the webserver's
+    GraphQL API, which needs the webserver running."""
+    backfill = PartitionBackfill.from_asset_partitions(
+        backfill_id=make_new_backfill_id(),
+        asset_graph=definitions.resolve_asset_graph(),
+        partition_names=list(partition_keys),
+        asset_selection=[asset_key],
+        backfill_timestamp=time.time(),
+        tags=tags,
+        dynamic_partitions_store=instance,
+        all_partitions=False,
+        title=title,
+        description=None,
+        run_config=None,
+    )
+    instance.add_backfill(backfill)
+    return backfill.backfill_id

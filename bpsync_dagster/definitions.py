@@ -8,11 +8,10 @@ Runs and sensor ticks read it again through `ServiceSettingsResource`, in the pr
 import dagster as dg
 
 from bpsync_dagster.configuration import load_settings, start_logging
-from bpsync_dagster.inventory import synced_dataset
-from bpsync_dagster.jobs import sync_dataset
+from bpsync_dagster.jobs import sync_dataset, synced_dataset
 from bpsync_dagster.jobs.audit_sync import audit_sync, build_audit_schedule, matches_sda_database
 from bpsync_dagster.resources import RESOURCES
-from bpsync_dagster.sensors import build_mapping_sensor, dead_run_reaper, failed_sync_reporter
+from bpsync_dagster.sensors import build_mapping_sensor, dead_run_reaper, drift_resync, failed_sync_reporter
 
 
 @dg.definitions
@@ -26,6 +25,13 @@ def defs() -> dg.Definitions:
         schedules=[
             build_audit_schedule(settings.audit.cron, settings.audit.verify_checksums, settings.audit.resync_drifted)
         ],
-        sensors=[build_mapping_sensor(settings.sensor.interval_seconds), failed_sync_reporter, dead_run_reaper],
+        sensors=[
+            build_mapping_sensor(settings.sensor.interval_seconds),
+            failed_sync_reporter,
+            drift_resync,
+            dead_run_reaper,
+        ],
         resources=RESOURCES,
+        # Also for Dagster's asset job, which runs backfills and what the UI launches from the asset's page.
+        executor=dg.in_process_executor,
     )

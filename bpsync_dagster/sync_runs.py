@@ -1,14 +1,21 @@
-"""Creating `sync_dataset` runs outside a sensor: by `bpsync`, by the audit and by the backfill.
+"""`sync_dataset` runs outside a sensor: the run `bpsync sync` creates, and which datasets have one under way.
 
 Runs get the same origin as when the webserver or the daemon loads the root `workspace.yaml`, so
 the UI shows them like any run, can re-execute them, and the daemon's queue can launch them.
 """
 
-from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, QueuedRunCoordinator, RunsFilter
+from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
 
-from bpsync_dagster.dagster_internals import ReconstructableJob, RemoteJobOrigin, workspace_job, workspace_job_origin
-from bpsync_dagster.errors import SyncError
+from bpsync_dagster.dagster_internals import (
+    PARTITION_TAG,
+    ReconstructableJob,
+    RemoteJobOrigin,
+    workspace_job,
+    workspace_job_origin,
+)
+from bpsync_dagster.inventory import DATASET_PARTITIONS, syncs_a_dataset
 from bpsync_dagster.jobs import DATASET_TAG, sync_dataset
+from bpsync_dagster.jobs.sync_dataset import sync_run_config
 
 LOCATION_NAME = "bpsync"
 DEFINITIONS_MODULE = "bpsync_dagster.definitions"
@@ -22,10 +29,6 @@ UNFINISHED_STATUSES = [
 ]
 
 
-class NoRunQueue(SyncError):
-    """Runs can be queued only with the QueuedRunCoordinator."""
-
-
 def reconstructable_job() -> ReconstructableJob:
     return workspace_job(DEFINITIONS_MODULE, sync_dataset.name)
 
@@ -34,38 +37,31 @@ def remote_origin() -> RemoteJobOrigin:
     return workspace_job_origin(DEFINITIONS_MODULE, LOCATION_NAME, REPOSITORY_NAME, sync_dataset.name)
 
 
-def sync_run_config(dataset_id: str, accession_ids: list[str], parallel_files: int) -> dict[str, object]:
-    return {
-        "ops": {
-            "fetch_file_records": {"config": {"dataset_id": dataset_id, "accession_ids": accession_ids}},
-            "copy_files": {"config": {"parallel_files": parallel_files}},
-        },
-        "loggers": {"console": {"config": {"log_level": "INFO"}}},
-    }
-
-
 def create_sync_run(
-    instance: DagsterInstance, dataset_id: str, run_config: dict[str, object], tags: dict[str, str] | None = None
+    instance: DagsterInstance,
+    dataset_id: str,
+    accession_ids: list[str],
+    parallel_files: int,
+    tags: dict[str, str] | None = None,
 ) -> DagsterRun:
+    """A run of the dataset's partition of `synced_dataset` (added if new), with `tags` besides the
+    dataset's, to be executed by `bpsync` or submitted to the run queue."""
+    instance.add_dynamic_partitions(DATASET_PARTITIONS.name, [dataset_id])
     job = reconstructable_job()
     return instance.create_run_for_job(
         job_def=job.get_definition(),
-        run_config=run_config,
-        tags={**(tags or {}), DATASET_TAG: dataset_id},
+        run_config={
+            **sync_run_config(accession_ids, parallel_files),
+            "loggers": {"console": {"config": {"log_level": "INFO"}}},
+        },
+        tags={**(tags or {}), DATASET_TAG: dataset_id, PARTITION_TAG: dataset_id},
         remote_job_origin=remote_origin(),
         job_code_origin=job.get_python_origin(),
     )
 
 
-def enqueue_sync_run(instance: DagsterInstance, dataset_id: str, launched_by: str) -> DagsterRun:
-    """Submit a run of the dataset to the instance's run queue (its limits apply; the daemon launches it)."""
-    if not isinstance(instance.run_coordinator, QueuedRunCoordinator):
-        raise NoRunQueue("the Dagster instance has no run queue: dagster.yaml must use the QueuedRunCoordinator")
-    run = create_sync_run(instance, dataset_id, sync_run_config(dataset_id, [], 4), {LAUNCHED_BY_TAG: launched_by})
-    return instance.submit_run(run.run_id, workspace=None)
-
-
 def datasets_with_unfinished_runs(instance: DagsterInstance) -> set[str]:
-    """Datasets whose sync is queued or running: launching another would only wait behind it."""
-    records = instance.get_run_records(RunsFilter(job_name=sync_dataset.name, statuses=UNFINISHED_STATUSES))
-    return {record.dagster_run.tags[DATASET_TAG] for record in records if DATASET_TAG in record.dagster_run.tags}
+    """Datasets whose sync (of any origin: sensor, backfill, UI) is queued or running: launching another
+    would only wait behind it."""
+    runs = instance.get_runs(RunsFilter(statuses=UNFINISHED_STATUSES))
+    return {run.tags[PARTITION_TAG] for run in runs if PARTITION_TAG in run.tags and syncs_a_dataset(run)}

@@ -28,8 +28,14 @@ def test_the_audit_schedule_comes_from_the_configuration_and_runs_under_the_daem
     assert {sensor.name for sensor in definitions.sensors} == {
         "dataset_mapping_sensor",
         "failed_sync_reporter",
+        "drift_resync",
         "dead_run_reaper",
     }
     asset = definitions.resolve_assets_def(SYNCED_DATASET)
     assert asset.partitions_def == DATASET_PARTITIONS
-    assert dg.AssetCheckKey(SYNCED_DATASET, MATCHES_SDA_CHECK) in definitions.resolve_asset_graph().asset_check_keys
+    check_key = dg.AssetCheckKey(SYNCED_DATASET, MATCHES_SDA_CHECK)
+    assert check_key in definitions.resolve_asset_graph().asset_check_keys
+    job = definitions.resolve_job_def("sync_dataset")
+    assert job.partitions_def == DATASET_PARTITIONS and job.executor_def == dg.in_process_executor
+    assert job.asset_layer.selected_asset_keys == {SYNCED_DATASET}
+    assert "synced_dataset_matches_sda_database" not in {node.name for node in job.nodes}

@@ -451,9 +451,14 @@ def step_events(instance: dg.DagsterInstance, run_id: str) -> tuple[list[str], s
     entries = instance.all_logs(
         run_id, of_type={DagsterEventType.STEP_START, DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE}
     )
-    started = [entry.step_key for entry in entries if entry.dagster_event_type == DagsterEventType.STEP_START]
-    ended = {entry.step_key for entry in entries if entry.dagster_event_type != DagsterEventType.STEP_START}
+    started = [_op(entry) for entry in entries if entry.dagster_event_type == DagsterEventType.STEP_START]
+    ended = {_op(entry) for entry in entries if entry.dagster_event_type != DagsterEventType.STEP_START}
     return list(dict.fromkeys(started)), ended
+
+
+def _op(entry: dg.EventLogEntry) -> str:
+    """The op a step event is of, without the `synced_dataset.` graph prefix of its step key."""
+    return (entry.step_key or "?").rpartition(".")[2]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -629,7 +634,7 @@ def judge(soak: SoakNode, publisher: Publisher, injector: FaultInjector, summary
         if run.status == dg.DagsterRunStatus.FAILURE:
             failures[failure_cause(instance, run.run_id, run.run_id in kills)] += 1
         for entry in instance.all_logs(run.run_id, of_type=DagsterEventType.STEP_UP_FOR_RETRY):
-            op_retries[entry.step_key or "?"] += 1
+            op_retries[_op(entry)] += 1
     summary.run_failures = dict(failures)
     summary.op_retries = dict(sorted(op_retries.items()))
     summary.faults = {kind: injector.counts()[kind] for kind in injector.kinds}

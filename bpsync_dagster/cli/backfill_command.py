@@ -1,16 +1,25 @@
-"""`bpsync backfill`: submit a sync of every local dataset that was never synced, or not since a date."""
+"""`bpsync backfill`: a Dagster partition backfill of `synced_dataset` for every local dataset that was
+never synced, or not since a date; the daemon submits its runs to the run queue, whose limits apply."""
 
 import argparse
 import datetime
 
-from dagster import AssetRecordsFilter, DagsterInstance
+from dagster import AssetRecordsFilter, DagsterInstance, QueuedRunCoordinator
 
 from bpsync_dagster.configuration import Settings
-from bpsync_dagster.inventory import SYNCED_DATASET
+from bpsync_dagster.dagster_internals import submit_partition_backfill
+from bpsync_dagster.definitions import defs
+from bpsync_dagster.errors import SyncError
+from bpsync_dagster.inventory import DATASET_PARTITIONS, SYNCED_DATASET
 from bpsync_dagster.sda_database import SdaDatabase
-from bpsync_dagster.sync_runs import datasets_with_unfinished_runs, enqueue_sync_run
+from bpsync_dagster.sync_runs import LAUNCHED_BY_TAG, datasets_with_unfinished_runs
 
 PAGE_SIZE = 1000
+LAUNCHED_BY = "bpsync backfill"
+
+
+class NoRunQueue(SyncError):
+    """A backfill's runs are held to the run queue's limits only with the QueuedRunCoordinator."""
 
 
 def parse_since(text: str) -> datetime.datetime:
@@ -29,18 +38,28 @@ def backfill(instance: DagsterInstance, settings: Settings, since: datetime.date
     busy = datasets_with_unfinished_runs(instance)
     when = f"since {since.isoformat()}" if since else "ever"
     print(f"bpsync: {len(local)} local datasets, {len(wanted)} not synced {when}", flush=True)
-    submitted = 0
+    selected = []
     for dataset_id in wanted:
         if dataset_id in busy:
             print(f"  {dataset_id}: a sync is already queued or running")
-        elif dry_run:
-            print(f"  {dataset_id}: would be synced")
         else:
-            run = enqueue_sync_run(instance, dataset_id, launched_by="bpsync backfill")
-            print(f"  {dataset_id}: run {run.run_id} queued", flush=True)
-            submitted += 1
-    if not dry_run:
-        print(f"bpsync: {submitted} sync runs submitted to the run queue; the daemon launches them within its limits")
+            print(f"  {dataset_id}: {'would be synced' if dry_run else 'to be synced'}")
+            selected.append(dataset_id)
+    if dry_run:
+        return 0
+    if not selected:
+        print("bpsync: nothing to backfill")
+        return 0
+    if not isinstance(instance.run_coordinator, QueuedRunCoordinator):
+        raise NoRunQueue("the Dagster instance has no run queue: dagster.yaml must use the QueuedRunCoordinator")
+    instance.add_dynamic_partitions(DATASET_PARTITIONS.name, selected)
+    backfill_id = submit_partition_backfill(
+        instance, defs(), SYNCED_DATASET, selected, {LAUNCHED_BY_TAG: LAUNCHED_BY}, title=LAUNCHED_BY
+    )
+    print(
+        f"bpsync: backfill {backfill_id} of {len(selected)} datasets submitted; the daemon queues its runs "
+        "and launches them within the run queue's limits"
+    )
     return 0
 
 

@@ -11,14 +11,13 @@ from dagster import DagsterInstance
 from bpsync_dagster import sync_runs
 from bpsync_dagster.c4gh import KeyLoadError, load_node_keys
 from bpsync_dagster.cli import runs
-from bpsync_dagster.cli.backfill_command import backfill, parse_since
+from bpsync_dagster.cli.backfill_command import NoRunQueue, backfill, parse_since
 from bpsync_dagster.cli.check_command import check
 from bpsync_dagster.configuration import ConfigError, Settings, load_settings, start_logging
 from bpsync_dagster.configuration.loader import config_location
 from bpsync_dagster.dataset_ids import InvalidId, check_id
 from bpsync_dagster.errors import SyncError
 from bpsync_dagster.sda_database import DatabaseError
-from bpsync_dagster.sync_runs import NoRunQueue
 
 
 class DagsterHomeNotSet(SyncError):
@@ -42,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     reexecute.add_argument("run_id")
     commands.add_parser("check", help="check the configuration, keys and every connection")
     backfill = commands.add_parser(
-        "backfill", help="submit a sync run for every local dataset never synced (or not since --since)"
+        "backfill", help="backfill the synced_dataset partitions of local datasets never synced (or not since --since)"
     )
     backfill.add_argument(
         "--since", type=parse_since, help="a date or ISO timestamp: also datasets last synced before it"
@@ -73,8 +72,9 @@ def _run(arguments: argparse.Namespace) -> int:
     # Keep one Postgres connection for the run's events instead of opening one per event.
     instance.optimize_for_webserver(statement_timeout=60_000, pool_recycle=3600, max_overflow=4)
     if arguments.command == "sync":
-        config = sync_runs.sync_run_config(arguments.dataset_id, arguments.accession_ids, arguments.parallel_files)
-        run = sync_runs.create_sync_run(instance, arguments.dataset_id, config)
+        run = sync_runs.create_sync_run(
+            instance, arguments.dataset_id, arguments.accession_ids, arguments.parallel_files
+        )
     else:
         run = runs.create_reexecution_from_failure(instance, arguments.run_id)
     return runs.execute_with_progress(instance, run)

@@ -10,6 +10,7 @@ from dagster import DagsterEvent, DagsterEventType, DagsterInstance, DagsterRun,
 
 from bpsync_dagster.dagster_internals import (
     PARENT_RUN_ID_TAG,
+    PARTITION_TAG,
     RESUME_RETRY_TAG,
     ROOT_RUN_ID_TAG,
     SYSTEM_TAG_PREFIX,
@@ -49,7 +50,11 @@ def create_reexecution_from_failure(instance: DagsterInstance, parent_run_id: st
         )
         parent = instance.get_run_by_id(parent_run_id)
     tags = {
-        **{key: value for key, value in parent.tags.items() if not key.startswith(SYSTEM_TAG_PREFIX)},
+        **{
+            key: value
+            for key, value in parent.tags.items()
+            if key == PARTITION_TAG or not key.startswith(SYSTEM_TAG_PREFIX)
+        },
         PARENT_RUN_ID_TAG: parent.run_id,
         ROOT_RUN_ID_TAG: parent.root_run_id or parent.run_id,
         RESUME_RETRY_TAG: "true",
@@ -65,7 +70,7 @@ def execute_with_progress(instance: DagsterInstance, run: DagsterRun) -> int:
     outputs: dict[str, dict[str, object]] = {}
     failure: DagsterEvent | None = None
     for event in execute_run_events(reconstructable_job(), run, instance):
-        step = event.step_key
+        step = event.node_handle.name if event.node_handle is not None else event.step_key
         if event.event_type == DagsterEventType.STEP_START:
             print(f"  {step} ...", flush=True)
         elif event.event_type == DagsterEventType.STEP_OUTPUT:
@@ -78,7 +83,7 @@ def execute_with_progress(instance: DagsterInstance, run: DagsterRun) -> int:
             failure = event
     finished = instance.get_run_by_id(run.run_id)
     if failure is not None or finished is None or not finished.is_success:
-        where = f" in step {failure.step_key}" if failure else ""
+        where = f" in step {failure.node_handle.name}" if failure and failure.node_handle else ""
         reason = failure_reason(failure) if failure else "the run did not succeed"
         print(f"bpsync: dataset {dataset_id}: sync failed{where}: {reason}", file=sys.stderr)
         print(f"bpsync: re-execute it from failure with: bpsync reexecute {run.run_id}", file=sys.stderr)
@@ -88,6 +93,6 @@ def execute_with_progress(instance: DagsterInstance, run: DagsterRun) -> int:
     print(
         f"bpsync: dataset {dataset_id} synced: {copied.get('files_copied', 0)} files copied, "
         f"{copied.get('files_skipped', 0)} already in place, {copied.get('bytes_copied', 0)} bytes; "
-        f"manifest accepted by {posted.get('remote_url')} (HTTP {posted.get('http_status')})"
+        f"manifest accepted by {posted.get('remote_url')} (HTTP {posted.get('remote_http_status')})"
     )
     return 0

@@ -3,9 +3,9 @@
 from bpsync_dagster.inventory.assets import (
     DATASET_PARTITIONS,
     MATCHES_SDA_CHECK,
+    SYNC_JOB_NAME,
     SYNCED_DATASET,
-    failed_sync_evaluation,
-    synced_dataset,
+    syncs_a_dataset,
 )
 from bpsync_dagster.inventory.audit import DatasetAudit, FileProblem, audit_dataset
 
@@ -13,9 +13,9 @@ __all__ = [
     "DATASET_PARTITIONS",
     "MATCHES_SDA_CHECK",
     "SYNCED_DATASET",
+    "SYNC_JOB_NAME",
     "DatasetAudit",
     "FileProblem",
     "audit_dataset",
-    "failed_sync_evaluation",
-    "synced_dataset",
+    "syncs_a_dataset",
 ]

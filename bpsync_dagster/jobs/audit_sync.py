@@ -1,8 +1,11 @@
-"""The `audit_sync` job: is every local dataset in sync storage as the SDA database says it should be?
+"""The `audit_sync` job and the `matches_sda_database` check: is every local dataset in sync storage
+as the SDA database says it should be?
 
-Read only, unless asked: with `resync_drifted` it submits `sync_dataset` runs of the datasets that
-drifted to the run queue, whose limits then apply.
+The audit only reads and records a check result per dataset. With `resync_drifted` it marks its run
+so that the `drift_resync` sensor requests a sync of every dataset it found drifted.
 """
+
+import warnings
 
 import dagster as dg
 from pydantic import Field
@@ -17,9 +20,10 @@ from bpsync_dagster.inventory import (
 )
 from bpsync_dagster.jobs.failures import DATABASE_RETRY, final_failures
 from bpsync_dagster.resources import Crypt4ghKeysResource, SdaDatabaseResource, SyncStorageResource
-from bpsync_dagster.sync_runs import datasets_with_unfinished_runs, enqueue_sync_run
 
 MAX_LISTED_DATASETS = 200
+# The audit step's output metadata entry that asks the drift_resync sensor to re-sync what drifted.
+RESYNC_DRIFTED = "resync_drifted"
 
 
 class AuditConfig(dg.Config):
@@ -29,7 +33,7 @@ class AuditConfig(dg.Config):
     )
     resync_drifted: bool = Field(
         default=False,
-        description="Submit a sync_dataset run, through the run queue, for every dataset that drifted.",
+        description="Have the drift_resync sensor request a sync of every dataset that drifted.",
     )
 
 
@@ -41,7 +45,10 @@ def audit_sync_storage(
     sync_storage: SyncStorageResource,
     crypt4gh_keys: Crypt4ghKeysResource,
 ) -> dict[str, list[str]]:
-    """Compare every local dataset's files with sync storage; one check result per dataset."""
+    """Compare every local dataset's files with sync storage; one check result per dataset.
+
+    One step evaluates every dataset (one query, one process): the check itself, partitioned, evaluates
+    one dataset per run. Never-synced datasets become partitions, so the UI lists them as missing."""
     instance = context.instance
     with final_failures():
         keys = crypt4gh_keys.node_keys()
@@ -57,16 +64,15 @@ def audit_sync_storage(
         audits.append(audit)
         context.log_event(_check_evaluation(audit))
     drifted = [audit.dataset_id for audit in audits if audit.drifted]
-    resynced = _resync(context, drifted) if config.resync_drifted else []
     summary = {
         "in_sync": [audit.dataset_id for audit in audits if audit.in_sync],
         "drifted": drifted,
         "never_synced": [audit.dataset_id for audit in audits if not audit.synced_before],
-        "resync_runs": resynced,
     }
     context.log.info(
         f"audit of {len(audits)} local datasets: {len(summary['in_sync'])} in sync, {len(drifted)} drifted, "
-        f"{len(summary['never_synced'])} never synced, {len(resynced)} re-sync runs submitted"
+        f"{len(summary['never_synced'])} never synced"
+        + ("; the drifted ones are re-synced" if config.resync_drifted and drifted else "")
     )
     context.add_output_metadata(
         {
@@ -77,8 +83,8 @@ def audit_sync_storage(
             "files_checked": sum(audit.files for audit in audits),
             "bytes_read": sum(audit.bytes_read for audit in audits),
             "checksums_verified": config.verify_checksums,
+            RESYNC_DRIFTED: config.resync_drifted,
             "problem_datasets": dg.MetadataValue.md(_problem_list(audits)),
-            "resync_runs": dg.MetadataValue.json(resynced),
         }
     )
     return summary
@@ -100,19 +106,6 @@ def _check_evaluation(audit: DatasetAudit) -> dg.AssetCheckEvaluation:
             "problems": [problem.describe() for problem in audit.problems],
         },
     )
-
-
-def _resync(context: dg.OpExecutionContext, drifted: list[str]) -> list[str]:
-    busy = datasets_with_unfinished_runs(context.instance)
-    runs = []
-    for dataset_id in drifted:
-        if dataset_id in busy:
-            context.log.info(f"dataset {dataset_id}: a sync is already queued or running; none submitted")
-            continue
-        run = enqueue_sync_run(context.instance, dataset_id, launched_by=f"audit_sync run {context.run_id}")
-        context.log.info(f"dataset {dataset_id}: drifted; re-sync run {run.run_id} submitted to the run queue")
-        runs.append(run.run_id)
-    return runs
 
 
 def _problem_list(audits: list[DatasetAudit]) -> str:
@@ -144,21 +137,13 @@ def build_audit_schedule(cron: str, verify_checksums: bool, resync_drifted: bool
     )
 
 
-@dg.asset_check(
-    asset=SYNCED_DATASET,
-    name=MATCHES_SDA_CHECK,
-    partitions_def=DATASET_PARTITIONS,
-    description=(
-        "Every file of the dataset is in sync storage with the size its record gives. Evaluated for every "
-        "local dataset by audit_sync, passed by every successful sync, failed by a failed one."
-    ),
-)
-def matches_sda_database(
+def _matches_sda_database(
     context: dg.AssetCheckExecutionContext,
     sda_database: SdaDatabaseResource,
     sync_storage: SyncStorageResource,
     crypt4gh_keys: Crypt4ghKeysResource,
 ) -> dg.AssetCheckResult:
+    """The dataset's files against sync storage, sizes only (no body is read)."""
     dataset_id = context.partition_key
     with final_failures():
         keys = crypt4gh_keys.node_keys()
@@ -169,3 +154,18 @@ def matches_sda_database(
     return dg.AssetCheckResult(
         passed=evaluation.passed, description=evaluation.description, metadata=evaluation.metadata
     )
+
+
+with warnings.catch_warnings():
+    # Dagster 1.13 calls partitioned asset checks a preview; this one is per dataset by design.
+    warnings.simplefilter("ignore", dg.PreviewWarning)
+    matches_sda_database = dg.asset_check(
+        asset=SYNCED_DATASET,
+        name=MATCHES_SDA_CHECK,
+        partitions_def=DATASET_PARTITIONS,
+        retry_policy=DATABASE_RETRY,
+        description=(
+            "Every file of the dataset is in sync storage with the size its record gives. Run on its own from "
+            "the UI; audit_sync evaluates it for every local dataset at once."
+        ),
+    )(_matches_sda_database)

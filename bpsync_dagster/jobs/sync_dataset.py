@@ -11,7 +11,7 @@ from pydantic import Field
 from bpsync_dagster.c4gh import reencrypt_header
 from bpsync_dagster.dataset_ids import InvalidId, check_id, escaped
 from bpsync_dagster.errors import SyncError, is_final
-from bpsync_dagster.inventory import DATASET_PARTITIONS, MATCHES_SDA_CHECK, SYNCED_DATASET
+from bpsync_dagster.inventory import DATASET_PARTITIONS, SYNC_JOB_NAME, SYNCED_DATASET
 from bpsync_dagster.jobs.failures import COPY_RETRY, DATABASE_RETRY, REMOTE_API_RETRY, final_failures
 from bpsync_dagster.jobs.progress import CopyProgress
 from bpsync_dagster.remote_api import build_manifest, manifest_sha256, validate_manifest
@@ -39,9 +39,8 @@ NOT_VERIFIED = (
 
 
 class SyncRequest(dg.Config):
-    """Which dataset to sync, and optionally which of its files."""
+    """Which files of the dataset (the run's partition of `synced_dataset`) to sync."""
 
-    dataset_id: str = Field(description="Accession ID of the dataset (sda.datasets.stable_id).")
     accession_ids: list[str] = Field(
         default_factory=list,
         description="Accession IDs of the files to sync; empty means every file of the dataset in sda.file_dataset.",
@@ -74,33 +73,32 @@ class CopyFailed(SyncError):
 def fetch_file_records(
     context: dg.OpExecutionContext, config: SyncRequest, sda_database: SdaDatabaseResource
 ) -> DatasetFiles:
-    """Look up the files' records (one query); refuse the dataset before anything is copied if a
-    record cannot be synced or the manifest could not be built from them."""
+    """Look up the files' records of the run's dataset (its partition key) in one query; refuse the
+    dataset before anything is copied if a record cannot be synced or the manifest could not be built."""
+    dataset_id = context.partition_key
     try:
-        check_id("dataset_id", config.dataset_id)
+        check_id("dataset_id", dataset_id)
         for index, accession_id in enumerate(config.accession_ids):
             check_id(f"accession_ids/{index}", accession_id)
     except InvalidId as error:
         raise dg.Failure(description=str(error), allow_retries=False) from error
-    if context.run.tags.get(DATASET_TAG) != config.dataset_id:
-        context.instance.add_run_tags(context.run_id, {DATASET_TAG: config.dataset_id})
+    if context.run.tags.get(DATASET_TAG) != dataset_id:
+        context.instance.add_run_tags(context.run_id, {DATASET_TAG: dataset_id})
     with final_failures():
-        lookup = sda_database.client().file_records(config.dataset_id, config.accession_ids)
+        lookup = sda_database.client().file_records(dataset_id, config.accession_ids)
         records = lookup.records
         if not records and not config.accession_ids:
             raise dg.Failure(
-                description=f"dataset {config.dataset_id}: no files in sda.file_dataset for this dataset",
+                description=f"dataset {dataset_id}: no files in sda.file_dataset for this dataset",
                 allow_retries=False,
             )
-        check_records(config.dataset_id, config.accession_ids, records)
-        build_manifest(config.dataset_id, records)
+        check_records(dataset_id, config.accession_ids, records)
+        build_manifest(dataset_id, records)
     membership = "checked" if lookup.datasets_readable else DATASET_MEMBERSHIP_SKIPPED
     if not lookup.datasets_readable:
-        context.log.warning(f"dataset {config.dataset_id}: {DATASET_MEMBERSHIP_SKIPPED}")
-    context.add_output_metadata(
-        {"dataset_id": config.dataset_id, "files": len(records), "dataset_membership": membership}
-    )
-    return DatasetFiles(config.dataset_id, tuple(records))
+        context.log.warning(f"dataset {dataset_id}: {DATASET_MEMBERSHIP_SKIPPED}")
+    context.add_output_metadata({"dataset_id": dataset_id, "files": len(records), "dataset_membership": membership})
+    return DatasetFiles(dataset_id, tuple(records))
 
 
 @dg.op
@@ -259,12 +257,12 @@ def build_file_sync_manifest(
     return manifest
 
 
-@dg.op(retry_policy=REMOTE_API_RETRY)
+@dg.op(retry_policy=REMOTE_API_RETRY, out=dg.Out(dg.Nothing))
 def post_manifest(
     context: dg.OpExecutionContext, manifest: dict, outcomes: list[CopyOutcome], remote_api: RemoteSyncApiResource
 ) -> None:
-    """POST the manifest to the remote sync API; only HTTP 200 counts as delivered. The dataset's
-    partition of `synced_dataset` is then materialized: the inventory of what is in sync."""
+    """POST the manifest to the remote sync API; only HTTP 200 counts as delivered. Its output is the
+    dataset's partition of `synced_dataset`, whose metadata says what the remote now holds."""
     with final_failures():
         result = remote_api.client().post_manifest(manifest)
     dataset_id = manifest["dataset_id"]
@@ -272,43 +270,19 @@ def post_manifest(
         f"dataset {dataset_id}: manifest accepted by {result.url}",
         extra={"dataset_id": dataset_id, "run_id": context.run_id},
     )
-    digest = manifest_sha256(manifest)
-    context.add_output_metadata(
-        {
-            "remote_url": dg.MetadataValue.url(result.url),
-            "http_status": result.status,
-            "seconds": round(result.seconds, 3),
-            "manifest_sha256": digest,
-        }
-    )
     run = context.instance.get_run_record_by_id(context.run_id)
     started = run.start_time if run is not None and run.start_time else time.time()
-    context.instance.add_dynamic_partitions(DATASET_PARTITIONS.name, [dataset_id])
-    context.log_event(
-        dg.AssetMaterialization(
-            asset_key=SYNCED_DATASET,
-            partition=dataset_id,
-            description=f"dataset {dataset_id} synced by run {context.run_id}",
-            metadata={
-                "files": len(outcomes),
-                "total_bytes": sum(outcome.object_size for outcome in outcomes),
-                "sync_locations": escaped(", ".join(sync_locations(manifest, outcomes))),
-                "manifest_sha256": digest,
-                "remote_url": dg.MetadataValue.url(result.url),
-                "remote_http_status": result.status,
-                "run_seconds": round(time.time() - started, 3),
-            },
-        )
-    )
-    context.log_event(
-        dg.AssetCheckEvaluation(
-            asset_key=SYNCED_DATASET,
-            check_name=MATCHES_SDA_CHECK,
-            passed=True,
-            partition=dataset_id,
-            description=f"synced by run {context.run_id}",
-            metadata={"run_id": context.run_id, "files": len(outcomes)},
-        )
+    context.add_output_metadata(
+        {
+            "files": len(outcomes),
+            "total_bytes": sum(outcome.object_size for outcome in outcomes),
+            "sync_locations": escaped(", ".join(sync_locations(manifest, outcomes))),
+            "manifest_sha256": manifest_sha256(manifest),
+            "remote_url": dg.MetadataValue.url(result.url),
+            "remote_http_status": result.status,
+            "post_seconds": round(result.seconds, 3),
+            "run_seconds": round(time.time() - started, 3),
+        }
     )
 
 
@@ -323,9 +297,45 @@ def sync_locations(manifest: dict, outcomes: list[CopyOutcome]) -> list[str]:
     return sorted(roots)
 
 
-@dg.job(executor_def=dg.in_process_executor, tags={"service": "bpsync"})
-def sync_dataset() -> None:
+@dg.graph_asset(
+    key=SYNCED_DATASET,
+    partitions_def=DATASET_PARTITIONS,
+    group_name="sync",
+    kinds={"crypt4gh"},
+    description=(
+        "A local dataset copied to sync storage and announced to the remote sync API, one partition per "
+        "dataset ID. Materialized by a successful sync_dataset run; its check (run by audit_sync, or on its "
+        "own from here) says whether sync storage still matches the SDA database."
+    ),
+)
+def synced_dataset() -> object:
     """Sync one dataset: records, re-encrypted headers, copies, then the manifest to the remote."""
     dataset = fetch_file_records()
     outcomes = copy_files(dataset, reencrypt_headers(dataset))
-    post_manifest(build_file_sync_manifest(dataset, outcomes), outcomes)
+    return post_manifest(build_file_sync_manifest(dataset, outcomes), outcomes)
+
+
+# Without the check: it lists the dataset's files, which needs SELECT on sda.datasets, and a sync of
+# named files must not. A new materialization leaves the check's earlier results behind it.
+sync_dataset = dg.define_asset_job(
+    SYNC_JOB_NAME,
+    selection=dg.AssetSelection.assets(SYNCED_DATASET).without_checks(),
+    executor_def=dg.in_process_executor,
+    tags={"service": "bpsync"},
+    description="Sync one dataset: materialize its partition of synced_dataset.",
+)
+
+
+def sync_run_config(accession_ids: list[str], parallel_files: int | None = None) -> dict[str, object]:
+    """Run config of a sync of the given files of the run's dataset (all of them when empty)."""
+    ops: dict[str, object] = {"fetch_file_records": {"config": {"accession_ids": list(accession_ids)}}}
+    if parallel_files is not None:
+        ops["copy_files"] = {"config": {"parallel_files": parallel_files}}
+    return {"ops": {synced_dataset.node_def.name: {"ops": ops}}}
+
+
+def requested_accession_ids(run_config: dict) -> list[str] | None:
+    """The accession IDs a sync run was asked for (`sync_run_config`), None if its config names none."""
+    graph = run_config.get("ops", {}).get(synced_dataset.node_def.name, {})
+    accession_ids = graph.get("ops", {}).get("fetch_file_records", {}).get("config", {}).get("accession_ids")
+    return list(accession_ids) if isinstance(accession_ids, list) else None

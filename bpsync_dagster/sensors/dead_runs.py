@@ -1,8 +1,8 @@
-"""The sensor that fails `sync_dataset` runs whose process died, so they are retried or re-executed."""
+"""The sensor that fails sync runs whose process died, so they are retried or re-executed."""
 
 import dagster as dg
 
-from bpsync_dagster.jobs import sync_dataset
+from bpsync_dagster.inventory import syncs_a_dataset
 from bpsync_dagster.run_workers import dead_worker, fail_dead_run
 
 DEAD_RUN_SENSOR_NAME = "dead_run_reaper"
@@ -14,19 +14,19 @@ RUNS_CHECKED_PER_TICK = 200
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
-        "Marks STARTED sync_dataset runs whose process is gone (killed, out of memory) as failed, "
+        "Marks STARTED sync runs whose process is gone (killed, out of memory) as failed, "
         "which frees their queue slots and lets the daemon's run retries re-execute them."
     ),
 )
 def dead_run_reaper(context: dg.SensorEvaluationContext) -> dg.SkipReason:
     instance = context.instance
-    records = instance.get_run_records(
-        dg.RunsFilter(job_name=sync_dataset.name, statuses=[dg.DagsterRunStatus.STARTED]),
-        limit=RUNS_CHECKED_PER_TICK,
-    )
+    runs = [
+        run
+        for run in instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]), limit=RUNS_CHECKED_PER_TICK)
+        if syncs_a_dataset(run)
+    ]
     failed = []
-    for record in records:
-        run = record.dagster_run
+    for run in runs:
         try:
             worker = dead_worker(instance, run)
             if worker is not None:
@@ -37,5 +37,5 @@ def dead_run_reaper(context: dg.SensorEvaluationContext) -> dg.SkipReason:
             # A tick never fails; the run is looked at again on the next tick.
             context.log.error(f"run {run.run_id}: worker not checked: {type(error).__name__}: {error}")
     if failed:
-        return dg.SkipReason(f"{len(records)} started runs checked; marked failed: {', '.join(failed)}")
-    return dg.SkipReason(f"{len(records)} started runs checked; every process is alive")
+        return dg.SkipReason(f"{len(runs)} started runs checked; marked failed: {', '.join(failed)}")
+    return dg.SkipReason(f"{len(runs)} started runs checked; every process is alive")

@@ -12,6 +12,7 @@ import dagster as dg
 from bpsync_dagster.broker.messages import SyncDataset
 from bpsync_dagster.dagster_internals import RUN_KEY_TAG
 from bpsync_dagster.jobs import DATASET_TAG
+from bpsync_dagster.jobs.sync_dataset import requested_accession_ids
 from bpsync_dagster.sensors.mapping_poller import CORRELATION_TAG
 
 SETTLED_OR_UNDER_WAY = [
@@ -19,12 +20,6 @@ SETTLED_OR_UNDER_WAY = [
     for status in dg.DagsterRunStatus
     if status not in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED, dg.DagsterRunStatus.CANCELING)
 ]
-
-
-def _accession_ids(run: dg.DagsterRun) -> list[str] | None:
-    config = run.run_config.get("ops", {}).get("fetch_file_records", {}).get("config", {})
-    accession_ids = config.get("accession_ids")
-    return list(accession_ids) if isinstance(accession_ids, list) else None
 
 
 def synced_earlier(
@@ -47,6 +42,6 @@ def synced_earlier(
     return any(
         not run.tags.get(RUN_KEY_TAG, "").startswith(this_generation)
         and run.tags.get(CORRELATION_TAG) == (correlation_id or None)
-        and _accession_ids(run) == list(dataset.accession_ids)
+        and requested_accession_ids(run.run_config) == list(dataset.accession_ids)
         for run in runs
     )

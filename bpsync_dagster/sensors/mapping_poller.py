@@ -1,5 +1,5 @@
 """One tick of the mapping sensor: read a bounded batch of dataset-mapping messages, answer the bad
-ones with info-errors, and turn the local ones into `sync_dataset` run requests.
+ones with info-errors, and turn the local ones into requests of `sync_dataset` runs of their partitions.
 
 Nothing is lost. On a stream the cursor is the last handled offset and each tick resumes after it.
 On a classic queue a message is acked only once Dagster holds a run for its run key, so a crash at
@@ -43,6 +43,7 @@ from bpsync_dagster.configuration.schemas import (
     schema_validator,
 )
 from bpsync_dagster.jobs import DATASET_TAG
+from bpsync_dagster.jobs.sync_dataset import sync_run_config
 from bpsync_dagster.sensors.info_errors import InfoError, InfoErrorOutbox
 
 CORRELATION_TAG = "correlation_id"
@@ -225,20 +226,16 @@ class MappingPoller:
         return decision
 
     def _run_request(self, dataset: SyncDataset, run_key: str, delivery: Delivery) -> dg.RunRequest:
-        """The run of a dataset whose IDs and correlation id `_local_dataset` found fit for tags."""
+        """The run of a dataset's partition, for a dataset whose IDs and correlation id `_local_dataset`
+        found fit for tags and partition keys."""
         tags = {DATASET_TAG: dataset.dataset_id}
         if isinstance(delivery.correlation_id, str) and delivery.correlation_id:
             tags[CORRELATION_TAG] = delivery.correlation_id
         self._report.runs_requested += 1
         return dg.RunRequest(
             run_key=run_key,
-            run_config={
-                "ops": {
-                    "fetch_file_records": {
-                        "config": {"dataset_id": dataset.dataset_id, "accession_ids": list(dataset.accession_ids)}
-                    }
-                }
-            },
+            partition_key=dataset.dataset_id,
+            run_config=sync_run_config(list(dataset.accession_ids)),
             tags=tags,
         )
 

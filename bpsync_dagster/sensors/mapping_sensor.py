@@ -1,4 +1,5 @@
-"""The sensor that turns dataset-mapping messages into `sync_dataset` runs."""
+"""The sensor that turns dataset-mapping messages into `sync_dataset` runs, one per dataset partition
+(added in the same result when new)."""
 
 import functools
 import time
@@ -6,6 +7,7 @@ import time
 import dagster as dg
 
 from bpsync_dagster.dagster_internals import RUN_KEY_TAG, SENSOR_NAME_TAG
+from bpsync_dagster.inventory import DATASET_PARTITIONS
 from bpsync_dagster.jobs import sync_dataset
 from bpsync_dagster.resources import BrokerResource
 from bpsync_dagster.sensors.earlier_runs import synced_earlier
@@ -26,7 +28,10 @@ def build_mapping_sensor(interval_seconds: int) -> dg.SensorDefinition:
         job=sync_dataset,
         minimum_interval_seconds=interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Reads broker.queue (mapping_stream) and requests one sync_dataset run per local dataset.",
+        description=(
+            "Reads broker.queue (mapping_stream) and requests a sync_dataset run of the synced_dataset "
+            "partition of every local dataset mapped."
+        ),
     )
     def dataset_mapping_sensor(context: dg.SensorEvaluationContext, broker: BrokerResource) -> dg.SensorResult:
         started = time.monotonic()
@@ -44,7 +49,12 @@ def build_mapping_sensor(interval_seconds: int) -> dg.SensorDefinition:
         context.log.info(f"mapping sensor: {tick.report}; evaluated in {time.monotonic() - started:.2f} s")
         cursor = tick.cursor.serialize()
         if tick.run_requests:
-            return dg.SensorResult(run_requests=tick.run_requests, cursor=cursor)
+            datasets = sorted({request.partition_key for request in tick.run_requests if request.partition_key})
+            return dg.SensorResult(
+                run_requests=tick.run_requests,
+                dynamic_partitions_requests=[DATASET_PARTITIONS.build_add_request(datasets)],
+                cursor=cursor,
+            )
         return dg.SensorResult(skip_reason=dg.SkipReason(str(tick.report)), cursor=cursor)
 
     return dataset_mapping_sensor

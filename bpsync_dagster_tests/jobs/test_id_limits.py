@@ -5,10 +5,10 @@ the UI's launchpad) fails in its first step naming it, before the SDA database i
 import dagster as dg
 
 from bpsync_dagster.dataset_ids import shown
-from bpsync_dagster.jobs import sync_dataset
 from bpsync_dagster.jobs.failures import failure_reason
-from bpsync_dagster.resources import RESOURCES
+from bpsync_dagster.jobs.sync_dataset import sync_run_config
 from bpsync_dagster_tests.support.environment import Node
+from bpsync_dagster_tests.support.sync_job import partition_tags, sync_job
 
 
 def test_bpsync_sync_refuses_an_id_no_run_can_carry_before_making_a_run(make_node) -> None:
@@ -32,18 +32,17 @@ def test_a_run_whose_config_holds_a_nul_fails_in_its_first_step_naming_it(make_n
     node: Node = make_node()
     instance = node.configure_this_process(monkeypatch)
     dataset_id = node.dataset_id("nul-file")
-    run_config = {
-        "ops": {
-            "fetch_file_records": {"config": {"dataset_id": dataset_id, "accession_ids": ["SYNC-F1", "SYNC-F\x002"]}}
-        }
-    }
+    partition_tags(instance, dataset_id)
 
-    result = sync_dataset.execute_in_process(
-        run_config=run_config, instance=instance, resources=RESOURCES, raise_on_error=False
+    result = sync_job().execute_in_process(
+        run_config=sync_run_config(["SYNC-F1", "SYNC-F\x002"]),
+        instance=instance,
+        raise_on_error=False,
+        partition_key=dataset_id,
     )
 
     (failure,) = [event for event in result.all_events if event.event_type == dg.DagsterEventType.STEP_FAILURE]
-    assert failure.step_key == "fetch_file_records"
+    assert failure.node_handle.name == "fetch_file_records"
     assert (
         failure_reason(failure) == "accession_ids/1: 'SYNC-F\\x002' holds '\\x00', which is not a printable character"
     )

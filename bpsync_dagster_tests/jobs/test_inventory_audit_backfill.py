@@ -1,6 +1,8 @@
 """What is in sync, the Dagster way: every sync materializes its dataset's partition of
-`synced_dataset`; `audit_sync` finds objects that went missing or changed; the audit's re-sync flag
-and `bpsync backfill` put the right datasets in the run queue, which the daemon works off."""
+`synced_dataset`; `audit_sync` finds objects that went missing or changed and records them as failed
+checks; with its re-sync flag the `drift_resync` sensor requests runs of the drifted partitions, and
+`bpsync backfill` makes a Dagster partition backfill of the datasets never synced, whose runs the
+daemon submits to the run queue and works off."""
 
 import os
 from pathlib import Path
@@ -8,9 +10,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from bpsync_dagster.inventory import SYNCED_DATASET
+from bpsync_dagster.inventory import SYNCED_DATASET, syncs_a_dataset
 from bpsync_dagster.jobs.audit_sync import audit_sync
 from bpsync_dagster.resources import RESOURCES
+from bpsync_dagster.sensors import drift_resync
 from bpsync_dagster.sync_runs import LAUNCHED_BY_TAG
 from bpsync_dagster_tests.support.asset_checks import latest_check_evaluation
 from bpsync_dagster_tests.support.daemon import Daemon, wait_until
@@ -42,13 +45,17 @@ def latest_materialization(instance: dg.DagsterInstance, dataset_id: str) -> dg.
     return records[0].asset_materialization
 
 
+def sync_runs(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
+    """Runs of `sync_dataset` and of Dagster's asset job (the backfill's)."""
+    return [run for run in instance.get_runs() if syncs_a_dataset(run)]
+
+
 def queued_datasets_runs(instance: dg.DagsterInstance, launched_by: str) -> list[dg.DagsterRun]:
-    runs = instance.get_runs(dg.RunsFilter(job_name="sync_dataset"))
-    return [run for run in runs if run.tags.get(LAUNCHED_BY_TAG, "").startswith(launched_by)]
+    return [run for run in sync_runs(instance) if run.tags.get(LAUNCHED_BY_TAG, "").startswith(launched_by)]
 
 
 def queued_datasets(instance: dg.DagsterInstance, launched_by: str) -> set[str]:
-    return {run.tags["dataset_id"] for run in queued_datasets_runs(instance, launched_by)}
+    return {run.tags["dagster/partition"] for run in queued_datasets_runs(instance, launched_by)}
 
 
 def backfill_lines(stdout: str) -> list[str]:
@@ -81,7 +88,6 @@ def test_audit_finds_drift_resyncs_it_and_backfill_syncs_only_what_never_was(
     assert metadata["sync_locations"].value == str(node.sync_dir)
     assert metadata["remote_http_status"].value == 200
     assert len(metadata["manifest_sha256"].value) == 64 and metadata["run_seconds"].value > 0
-    assert latest_check(instance, intact).passed
 
     missing_object = node.sync_dir / datasets[deleted][1].path
     missing_object.unlink()
@@ -90,7 +96,7 @@ def test_audit_finds_drift_resyncs_it_and_backfill_syncs_only_what_never_was(
 
     summary = run_audit(instance)
 
-    assert summary == {"in_sync": [intact], "drifted": [deleted, truncated], "never_synced": [never], "resync_runs": []}
+    assert summary == {"in_sync": [intact], "drifted": [deleted, truncated], "never_synced": [never]}
     deleted_check, truncated_check = latest_check(instance, deleted), latest_check(instance, truncated)
     assert not deleted_check.passed and not truncated_check.passed
     assert deleted_check.metadata["problems"].value == [
@@ -115,9 +121,13 @@ def test_audit_finds_drift_resyncs_it_and_backfill_syncs_only_what_never_was(
     assert problem.endswith(" is not the ARCHIVED checksum")
     intact_object.write_bytes(original)
 
-    resync = run_audit(instance, resync_drifted=True)
-    assert len(resync["resync_runs"]) == 2
-    assert queued_datasets(instance, "audit_sync") == {deleted, truncated}
+    assert drift_resync(dg.build_sensor_context(instance=instance)).run_requests == []
+    run_audit(instance, resync_drifted=True)
+    resync = drift_resync(dg.build_sensor_context(instance=instance))
+    assert sorted(request.partition_key for request in resync.run_requests) == [deleted, truncated]
+    assert {request.tags[LAUNCHED_BY_TAG] for request in resync.run_requests} == {
+        f"audit_sync run {resync.run_requests[0].run_key.split(':')[1]}"
+    }
 
     dry_run = node.bpsync("backfill", "--dry-run")
     assert dry_run.returncode == 0, dry_run.stderr
@@ -128,32 +138,38 @@ def test_audit_finds_drift_resyncs_it_and_backfill_syncs_only_what_never_was(
     ]
     backfill = node.bpsync("backfill")
     assert backfill.returncode == 0, backfill.stderr
-    (queued,) = queued_datasets_runs(instance, "bpsync backfill")
+    (submitted,) = instance.get_backfills()
     assert backfill_lines(backfill.stdout) == [
         "bpsync: 4 local datasets, 1 not synced ever",
-        f"  {never}: run {queued.run_id} queued",
-        "bpsync: 1 sync runs submitted to the run queue; the daemon launches them within its limits",
+        f"  {never}: to be synced",
+        f"bpsync: backfill {submitted.backfill_id} of 1 datasets submitted; the daemon queues its runs and "
+        "launches them within the run queue's limits",
     ]
-    assert queued_datasets(instance, "bpsync backfill") == {never}
+    assert submitted.asset_selection == [SYNCED_DATASET] and submitted.tags[LAUNCHED_BY_TAG] == "bpsync backfill"
 
     with Daemon(node.environment(), tmp_path / "daemon.log"):
         wait_until(
             lambda: (
-                instance.get_materialized_partitions(SYNCED_DATASET) >= set(datasets)
-                and all(run.is_finished for run in instance.get_runs(dg.RunsFilter(job_name="sync_dataset")))
+                queued_datasets(instance, "audit_sync") == {deleted, truncated}
+                and queued_datasets(instance, "bpsync backfill") == {never}
+                and all(run.is_finished for run in sync_runs(instance))
             ),
             180,
-            "the queued re-syncs and the backfill",
+            "the re-syncs of the drifted datasets and the backfill",
         )
+
+    assert {run.status for run in sync_runs(instance)} == {dg.DagsterRunStatus.SUCCESS}
+    assert len(queued_datasets_runs(instance, "audit_sync")) == 2
+    assert [run.tags["dagster/partition"] for run in queued_datasets_runs(instance, "bpsync backfill")] == [never]
 
     assert missing_object.exists() and node.decrypt_synced(datasets[deleted][1].path) == datasets[deleted][1].plaintext
     assert node.decrypt_synced(datasets[truncated][0].path) == datasets[truncated][0].plaintext
     assert node.decrypt_synced(datasets[never][0].path) == datasets[never][0].plaintext
-    assert run_audit(instance) == {"in_sync": sorted(datasets), "drifted": [], "never_synced": [], "resync_runs": []}
+    assert run_audit(instance) == {"in_sync": sorted(datasets), "drifted": [], "never_synced": []}
     again = node.bpsync("backfill")
     assert backfill_lines(again.stdout) == [
         "bpsync: 4 local datasets, 0 not synced ever",
-        "bpsync: 0 sync runs submitted to the run queue; the daemon launches them within its limits",
+        "bpsync: nothing to backfill",
     ]
     since = node.bpsync("backfill", "--dry-run", "--since", "2999-01-01")
     assert backfill_lines(since.stdout)[0] == "bpsync: 4 local datasets, 4 not synced since 2999-01-01T00:00:00+00:00"

@@ -1,11 +1,13 @@
-"""The run queue of the shipped dagster.yaml holds its `max_concurrent_runs`: more sync runs queued
-than the limit are launched by the real daemon no more than the limit at a time, and all end synced."""
+"""The run queue of the shipped dagster.yaml holds its `max_concurrent_runs`: the runs of a backfill
+of more datasets than the limit are launched by the real daemon no more than the limit at a time, and
+all end synced."""
 
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
+from bpsync_dagster.inventory import syncs_a_dataset
 from bpsync_dagster.sync_runs import LAUNCHED_BY_TAG
 from bpsync_dagster_tests.support.daemon import Daemon, wait_until
 from bpsync_dagster_tests.support.environment import SDA_DB_DATASETS_USER, Node
@@ -58,18 +60,16 @@ def test_queued_syncs_run_no_more_than_max_concurrent_runs_at_once(make_isolated
     backfill = node.bpsync("backfill")
     assert backfill.returncode == 0, backfill.stderr
     instance = node.instance()
-    queued = instance.get_runs(dg.RunsFilter(job_name="sync_dataset", statuses=[dg.DagsterRunStatus.QUEUED]))
-    assert len(queued) == DATASETS and {run.tags[LAUNCHED_BY_TAG] for run in queued} == {"bpsync backfill"}
+
+    def finished_runs() -> list[dg.DagsterRun]:
+        runs = [run for run in instance.get_runs() if syncs_a_dataset(run)]
+        return runs if len(runs) == DATASETS and all(run.is_finished for run in runs) else []
 
     with Daemon(node.environment(), tmp_path / "daemon.log"):
-        wait_until(
-            lambda: all(run.is_finished for run in instance.get_runs(dg.RunsFilter(job_name="sync_dataset"))),
-            80,
-            "the queued runs to finish",
-        )
+        runs = wait_until(finished_runs, 120, "the backfill's runs to finish")
 
-    runs = instance.get_runs(dg.RunsFilter(job_name="sync_dataset"))
     assert [run.status for run in runs] == [dg.DagsterRunStatus.SUCCESS] * DATASETS
+    assert {run.tags[LAUNCHED_BY_TAG] for run in runs} == {"bpsync backfill"}
     overlap = max_overlap([launched_until_done(instance, run.run_id) for run in runs])
     assert overlap == LIMIT, f"{overlap} runs were in progress at once with max_concurrent_runs {LIMIT}"
     assert node.remote.faults_pending == 0

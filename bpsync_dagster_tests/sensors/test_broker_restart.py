@@ -80,8 +80,9 @@ def test_a_stream_is_read_on_after_the_broker_restarts(broker: PrivateRabbitMQ, 
 
     assert [request.tags["dataset_id"] for request in resumed.run_requests] == after
     assert [request.run_key for request in resumed.run_requests] == [f"{names.mapping_queue}:0:{n}" for n in (2, 3, 4)]
+    assert resumed.run_requests[0].partition_key == after[0]
     assert resumed.run_requests[0].run_config == {
-        "ops": {"fetch_file_records": {"config": {"dataset_id": after[0], "accession_ids": ["ACC-A0"]}}}
+        "ops": {"synced_dataset": {"ops": {"fetch_file_records": {"config": {"accession_ids": ["ACC-A0"]}}}}}
     }
     assert stream_position(resumed.cursor) == {
         "queue": names.mapping_queue,

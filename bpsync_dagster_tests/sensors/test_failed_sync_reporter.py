@@ -1,4 +1,4 @@
-"""What a failed run reports: an info-error and a failed check for a sync that failed, nothing for a
+"""What a failed run reports: an info-error for a sync that failed (whose partition shows as failed), nothing for a
 run whose process died after its manifest was delivered (the dataset is synced), and a failure that
 happens while the broker is down is reported once it is back, exactly once."""
 
@@ -18,11 +18,11 @@ from dagster._core.storage.tags import (
     WILL_RETRY_TAG,
 )
 
+from bpsync_dagster.inventory import DATASET_PARTITIONS, SYNCED_DATASET
 from bpsync_dagster.resources import BrokerResource, ServiceSettingsResource
 from bpsync_dagster.sensors import failed_sync_reporter
 from bpsync_dagster.sensors.failed_sync_reporter import REPORTED_TAG
-from bpsync_dagster.sync_runs import create_sync_run, sync_run_config
-from bpsync_dagster_tests.support.asset_checks import latest_check_evaluation
+from bpsync_dagster.sync_runs import create_sync_run
 from bpsync_dagster_tests.support.daemon import Daemon, wait_until
 from bpsync_dagster_tests.support.environment import Node
 from bpsync_dagster_tests.support.private_rabbitmq import PrivateRabbitMQ
@@ -44,7 +44,7 @@ def report(instance: dg.DagsterInstance, run_id: str) -> dg.SensorResult:
         return failed_sync_reporter(context)
 
 
-def test_a_failed_sync_gets_an_info_error_and_a_failed_check(sensor_node: Node, monkeypatch) -> None:
+def test_a_failed_sync_gets_an_info_error_and_its_partition_shows_as_failed(sensor_node: Node, monkeypatch) -> None:
     with topology(sensor_node.prefix, "stream") as names:
         instance = configure_sensor(sensor_node, monkeypatch, names)
         failed = sensor_node.sync_with_a_missing_body("reported")
@@ -55,9 +55,8 @@ def test_a_failed_sync_gets_an_info_error_and_a_failed_check(sensor_node: Node, 
         ((body, _),) = names.error_messages()
     assert body["error"] == "Dataset sync failed in sync service"
     assert failed.dataset_id in body["reason"] and failed.files[-1].accession_id in body["reason"]
-    check = latest_check_evaluation(instance, failed.dataset_id)
-    assert check is not None and not check.passed
-    assert check.metadata["run_id"].value == failed.run_id
+    status = instance.get_status_by_partition(SYNCED_DATASET, [failed.dataset_id], DATASET_PARTITIONS)
+    assert status == {failed.dataset_id: dg.AssetPartitionStatus.FAILED}
 
 
 def test_a_run_that_died_after_delivering_its_manifest_reports_nothing(sensor_node: Node, monkeypatch) -> None:
@@ -74,8 +73,8 @@ def test_a_run_that_died_after_delivering_its_manifest_reports_nothing(sensor_no
         report(instance, run_id)
 
         assert names.error_messages() == []
-    check = latest_check_evaluation(instance, dataset_id)
-    assert check is not None and check.passed
+    status = instance.get_status_by_partition(SYNCED_DATASET, [dataset_id], DATASET_PARTITIONS)
+    assert status == {dataset_id: dg.AssetPartitionStatus.MATERIALIZED}
 
 
 @pytest.fixture(scope="module")
@@ -139,10 +138,7 @@ def test_a_failed_run_that_will_be_retried_is_reported_only_once_its_last_retry_
         with Daemon(node.environment(), tmp_path / "daemon.log"):
             wait_until(lambda: sensor_cursor(instance, failed_sync_reporter.name), 90, "the reporter's first tick")
             first = create_sync_run(
-                instance,
-                dataset_id,
-                sync_run_config(dataset_id, [], 4),
-                {MAX_RETRIES_TAG: "1", RETRY_ON_ASSET_OR_OP_FAILURE_TAG: "true"},
+                instance, dataset_id, [], 4, {MAX_RETRIES_TAG: "1", RETRY_ON_ASSET_OR_OP_FAILURE_TAG: "true"}
             )
             instance.submit_run(first.run_id, workspace=None)
 

@@ -7,16 +7,14 @@ creates the runs the daemon would create); `test_with_daemon.py` runs the real d
 import json
 
 import jsonschema
-from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
 
-from bpsync_dagster.jobs import sync_dataset
-from bpsync_dagster.sensors import MAPPING_SENSOR_NAME
 from bpsync_dagster_tests.support.environment import PROJECT_ROOT, Node
 from bpsync_dagster_tests.support.rabbitmq import Topology, topology
 from bpsync_dagster_tests.support.sensor_ticks import (
     configure_sensor,
     evaluate_tick,
     mapping,
+    store_runs,
     stream_position,
 )
 
@@ -73,9 +71,14 @@ def test_stream_ticks_request_runs_for_local_datasets_and_answer_bad_messages(se
             f"{names.mapping_queue}:0:7",
         ]
         assert second.run_requests[0].tags["correlation_id"] == "corr-local"
+        assert second.run_requests[0].partition_key == ids["local"]
         assert second.run_requests[0].run_config == {
-            "ops": {"fetch_file_records": {"config": {"dataset_id": ids["local"], "accession_ids": ["ACC-1", "ACC-2"]}}}
+            "ops": {
+                "synced_dataset": {"ops": {"fetch_file_records": {"config": {"accession_ids": ["ACC-1", "ACC-2"]}}}}
+            }
         }
+        (partitions_added,) = second.dynamic_partitions_requests
+        assert (partitions_added.partitions_def_name, partitions_added.partition_keys) == ("dataset_id", [ids["local"]])
         assert json.loads(second.cursor)["offset"] == 7
         _assert_info_errors(names)
 
@@ -124,12 +127,7 @@ def test_classic_queue_messages_are_acked_only_once_their_run_exists(sensor_node
         assert [r.run_key for r in again.run_requests] == [request.run_key, duplicated.run_key]
         assert names.ready_count() == 3
 
-        for made in (request, duplicated):
-            instance.create_run_for_job(
-                sync_dataset,
-                run_config=made.run_config,
-                tags={**made.tags, RUN_KEY_TAG: made.run_key, SENSOR_NAME_TAG: MAPPING_SENSOR_NAME},
-            )
+        store_runs(instance, again)
         done = evaluate_tick(instance, again.cursor)
 
         assert not done.run_requests

@@ -16,7 +16,7 @@ from pathlib import Path
 import dagster as dg
 from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
 
-from bpsync_dagster.jobs import sync_dataset
+from bpsync_dagster.jobs.sync_dataset import sync_run_config
 from bpsync_dagster.sensors import MAPPING_SENSOR_NAME
 from bpsync_dagster.sync_runs import reconstructable_job, remote_origin
 from bpsync_dagster_tests.support.daemon import Daemon, wait_until
@@ -25,11 +25,7 @@ from bpsync_dagster_tests.support.faulty_run_queue import ENQUEUE_DIES_ONCE, LAU
 from bpsync_dagster_tests.support.rabbitmq import topology
 from bpsync_dagster_tests.support.sensor_state import cursor_on, received_datasets, runs_of
 from bpsync_dagster_tests.support.sensor_ticks import configure_sensor, evaluate_tick, mapping, store_runs
-
-
-def mapping_run_config(dataset_id: str, accession_ids: list[str]) -> dict:
-    """The run config the sensor gives a mapping's run."""
-    return {"ops": {"fetch_file_records": {"config": {"dataset_id": dataset_id, "accession_ids": accession_ids}}}}
+from bpsync_dagster_tests.support.sync_job import partition_tags, sync_job
 
 
 def test_classic_messages_waiting_for_their_runs_do_not_count_toward_the_batch(sensor_node: Node, monkeypatch) -> None:
@@ -77,9 +73,10 @@ def test_runs_never_queued_are_synced_and_one_whose_launch_fails_is_reported_onc
         orphan = datasets["orphan"]
         names.publish(mapping(orphan, *node.dataset_files[orphan]), correlation_id="corr-orphan")
         instance.create_run_for_job(
-            sync_dataset,
-            run_config=mapping_run_config(orphan, node.dataset_files[orphan]),
+            sync_job(),
+            run_config=sync_run_config(node.dataset_files[orphan]),
             tags={
+                **partition_tags(instance, orphan),
                 "dataset_id": orphan,
                 "correlation_id": "corr-orphan",
                 RUN_KEY_TAG: f"{names.mapping_queue}:0:0",

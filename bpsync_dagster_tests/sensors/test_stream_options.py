@@ -8,13 +8,10 @@ import time
 
 import dagster as dg
 import pytest
-from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
 
-from bpsync_dagster.jobs import sync_dataset
-from bpsync_dagster.sensors import MAPPING_SENSOR_NAME
 from bpsync_dagster_tests.support.environment import Node
 from bpsync_dagster_tests.support.rabbitmq import topology
-from bpsync_dagster_tests.support.sensor_ticks import configure_sensor, evaluate_tick, mapping
+from bpsync_dagster_tests.support.sensor_ticks import configure_sensor, evaluate_tick, mapping, store_runs
 from bpsync_dagster_tests.support.streams import QUORUM, STREAM, publish_padded, stream_offsets, topology_with
 
 
@@ -103,11 +100,7 @@ def test_a_quorum_queue_is_read_like_a_classic_queue(sensor_node: Node, monkeypa
         assert request.run_key == f"{names.mapping_queue}:quorum-message"
         assert names.ready_count() == 1
 
-        instance.create_run_for_job(
-            sync_dataset,
-            run_config=request.run_config,
-            tags={**request.tags, RUN_KEY_TAG: request.run_key, SENSOR_NAME_TAG: MAPPING_SENSOR_NAME},
-        )
+        store_runs(instance, first)
         done = evaluate_tick(instance, first.cursor)
 
         assert not done.run_requests

@@ -6,11 +6,11 @@ import dagster as dg
 import pytest
 from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
 
-from bpsync_dagster.jobs import sync_dataset
 from bpsync_dagster.resources import BrokerResource, ServiceSettingsResource
 from bpsync_dagster.sensors import MAPPING_SENSOR_NAME, build_mapping_sensor
 from bpsync_dagster_tests.support.environment import Node
 from bpsync_dagster_tests.support.rabbitmq import Topology
+from bpsync_dagster_tests.support.sync_job import partition_tags, sync_job
 
 
 def configure_sensor(node: Node, monkeypatch: pytest.MonkeyPatch, names: Topology, **extra: str) -> dg.DagsterInstance:
@@ -46,8 +46,9 @@ def store_runs(instance: dg.DagsterInstance, result: dg.SensorResult) -> list[dg
     for request in result.run_requests or []:
         tags = {RUN_KEY_TAG: request.run_key, SENSOR_NAME_TAG: MAPPING_SENSOR_NAME}
         if not instance.get_run_ids(dg.RunsFilter(tags=tags), limit=1):
+            tags.update(partition_tags(instance, request.partition_key))
             runs.append(
-                instance.create_run_for_job(sync_dataset, run_config=request.run_config, tags={**request.tags, **tags})
+                instance.create_run_for_job(sync_job(), run_config=request.run_config, tags={**request.tags, **tags})
             )
     return runs
 

@@ -12,10 +12,9 @@ import dagster as dg
 import pika
 from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
 
-from bpsync_dagster.jobs import sync_dataset
-from bpsync_dagster.resources import RESOURCES
 from bpsync_dagster.sensors import MAPPING_SENSOR_NAME
 from bpsync_dagster_tests.support.rabbitmq import Topology
+from bpsync_dagster_tests.support.sync_job import partition_tags, sync_job
 
 STREAM = {"x-queue-type": "stream"}
 QUORUM = {"x-queue-type": "quorum"}
@@ -73,8 +72,13 @@ def publish_padded(names: Topology, message: dict, pad_bytes: int) -> str:
 def execute_request(instance: dg.DagsterInstance, request: dg.RunRequest) -> dg.DagsterRun:
     """Run a sensor's request to the end in this process, tagged as the daemon tags the sensor's runs."""
     tags = {**request.tags, RUN_KEY_TAG: request.run_key, SENSOR_NAME_TAG: MAPPING_SENSOR_NAME}
-    result = sync_dataset.execute_in_process(
-        run_config=request.run_config, tags=tags, instance=instance, resources=RESOURCES, raise_on_error=False
+    partition_tags(instance, request.partition_key)
+    result = sync_job().execute_in_process(
+        run_config=request.run_config,
+        tags=tags,
+        instance=instance,
+        raise_on_error=False,
+        partition_key=request.partition_key,
     )
     run = instance.get_run_by_id(result.run_id)
     assert run is not None

@@ -49,6 +49,7 @@ UNIT_TEST_MODULES = frozenset(
         "storage/test_read_ahead.py",
         "test_dataset_ids.py",
         "test_errors.py",
+        "test_inventory.py",
         "test_public_api.py",
         "test_readme_messages.py",
         "test_resources.py",
