@@ -34,14 +34,17 @@ def remote_origin() -> RemoteJobOrigin:
     return workspace_job_origin(DEFINITIONS_MODULE, LOCATION_NAME, REPOSITORY_NAME, sync_dataset.name)
 
 
-def sync_run_config(dataset_id: str, accession_ids: list[str], parallel_files: int) -> dict[str, object]:
-    return {
-        "ops": {
-            "fetch_file_records": {"config": {"dataset_id": dataset_id, "accession_ids": accession_ids}},
-            "copy_files": {"config": {"parallel_files": parallel_files}},
-        },
-        "loggers": {"console": {"config": {"log_level": "INFO"}}},
+def sync_run_config(
+    dataset_id: str, accession_ids: list[str], parallel_files: int, batch_limits: dict[str, int] | None = None
+) -> dict[str, object]:
+    """Run config of a sync; `batch_limits` (`max_batch_files`, `max_batch_bytes`) where not the executor's defaults."""
+    ops: dict[str, object] = {
+        "fetch_file_records": {"config": {"dataset_id": dataset_id, "accession_ids": accession_ids}},
+        "copy_files": {"config": {"parallel_files": parallel_files}},
     }
+    if batch_limits:
+        ops["plan_copy_batches"] = {"config": batch_limits}
+    return {"ops": ops, "loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 
 def create_sync_run(

@@ -109,7 +109,7 @@ def test_a_cli_run_shows_its_dataset_and_per_file_metadata_in_the_ui(
     browser.get(f"{webserver.url}/runs/{run_id}")
     _wait_for_texts(browser, [run_id[:8], "Success", "sync_dataset", "RUN_SUCCESS"], "the run page")
     # Selecting the step in the timeline filters the event log to it, as the README tells operators.
-    _click(browser, By.CSS_SELECTOR, '.box[data-tooltip="copy_files"]', "the copy_files step in the timeline")
+    _click(browser, By.CSS_SELECTOR, '.box[data-tooltip="copy_files[0]"]', "the copy_files[0] step in the timeline")
     _wait_for_texts(
         browser,
         ['Yielded output "result" of type "[CopyOutcome]"', "files_copied", "files_skipped", "bytes_copied"],
