@@ -9,14 +9,20 @@ A worker needs the environment of the code server (service configuration, `DAGST
 
 import os
 
+from celery.signals import celeryd_init
 from dagster_celery.executor import CeleryExecutor
 from dagster_celery.make_app import make_app
 from dagster_celery.tasks import create_task
 
 from bpsync_dagster.jobs.executors import BROKER_VARIABLE, CELERY_SETTINGS
 
-broker = os.environ.get(BROKER_VARIABLE)
-if not broker:
-    raise SystemExit(f"bpsync worker: {BROKER_VARIABLE} is not set: set it to the URL of the broker")
-app = make_app(CeleryExecutor.for_cli(broker=broker, config_source=CELERY_SETTINGS).app_args())
+app = make_app(CeleryExecutor.for_cli(broker=os.environ.get(BROKER_VARIABLE), config_source=CELERY_SETTINGS).app_args())
 execute_plan = create_task(app)
+
+
+@celeryd_init.connect
+def refuse_without_broker(**_: object) -> None:
+    """A worker does not start on dagster-celery's default broker: the variable must name one.
+    (Celery logs and ignores a handler's exceptions, but not SystemExit.)"""
+    if not os.environ.get(BROKER_VARIABLE):
+        raise SystemExit(f"bpsync worker: {BROKER_VARIABLE} is not set: set it to the URL of the broker the runs use")
