@@ -168,10 +168,11 @@ def plan_copy_batches(
     limits = config.limits(DEPLOYMENT.batch_limits)
     sizes = [len(item.header) + (item.record.archive_file_size or 0) for item in files]
     ranges = plan_batches(sizes, limits)
-    context.log.info(
-        f"dataset {dataset.dataset_id}: {len(files)} files in {len(ranges)} copy batches of at most "
-        f"{limits.max_files} files and {limits.max_bytes} bytes (a larger file alone), executor {DEPLOYMENT.executor_name}"
-    )
+    if len(ranges) > 1:
+        context.log.info(
+            f"dataset {dataset.dataset_id}: {len(files)} files in {len(ranges)} copy batches of at most "
+            f"{limits.max_files} files and {limits.max_bytes} bytes (a larger file alone), executor {DEPLOYMENT.executor_name}"
+        )
     for index, indices in enumerate(ranges):
         batch = CopyBatch(dataset.dataset_id, index, len(ranges), tuple(files[position] for position in indices))
         yield dg.DynamicOutput(
