@@ -18,6 +18,7 @@ from bpsync_dagster.sensors import build_mapping_sensor, dead_run_reaper, failed
 @dg.definitions
 def defs() -> dg.Definitions:
     settings = service_settings()
+    DEPLOYMENT.check()
     return dg.Definitions(
         assets=[synced_dataset],
         asset_checks=[matches_sda_database],

@@ -48,6 +48,21 @@ class Deployment:
     executor: dg.ExecutorDefinition
     batch_limits: BatchLimits
     resources: dict[str, object] = field(default_factory=dict)
+    problem: ConfigError | None = None
+
+    def check(self) -> None:
+        """Raise the problem of the environment, if it had one."""
+        if self.problem is not None:
+            raise self.problem
+
+
+def chosen_deployment(environ: Mapping[str, str] = os.environ) -> Deployment:
+    """`deployment()`, or in-process holding the problem: importing the job never fails, and loading
+    the definitions (`check()`) fails with the one line naming the variable."""
+    try:
+        return deployment(environ)
+    except ConfigError as error:
+        return Deployment("in_process", dg.in_process_executor, ONE_BATCH, problem=error)
 
 
 def deployment(environ: Mapping[str, str] = os.environ) -> Deployment:

@@ -16,7 +16,7 @@ from bpsync_dagster.dataset_ids import InvalidId, check_id, escaped
 from bpsync_dagster.errors import SyncError, is_final
 from bpsync_dagster.inventory import DATASET_PARTITIONS, MATCHES_SDA_CHECK, SYNCED_DATASET
 from bpsync_dagster.jobs.batching import MAX_BATCH_BYTES, MAX_BATCH_FILES, MIN_BATCH_BYTES, BatchLimits, plan_batches
-from bpsync_dagster.jobs.executors import deployment
+from bpsync_dagster.jobs.executors import chosen_deployment
 from bpsync_dagster.jobs.failures import COPY_RETRY, DATABASE_RETRY, REMOTE_API_RETRY, final_failures
 from bpsync_dagster.jobs.progress import CopyProgress
 from bpsync_dagster.remote_api import build_manifest, manifest_sha256, validate_manifest
@@ -31,7 +31,7 @@ from bpsync_dagster.sda_database import FileRecord, check_records
 from bpsync_dagster.storage import CopyOutcome, copy_file
 
 logger = logging.getLogger(__name__)
-DEPLOYMENT = deployment()
+DEPLOYMENT = chosen_deployment()
 
 DATASET_TAG = "dataset_id"
 MAX_TABLE_ROWS = 5000

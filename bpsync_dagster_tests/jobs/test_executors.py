@@ -8,7 +8,7 @@ from dagster_aws.s3 import S3PickleIOManager
 
 from bpsync_dagster.configuration import ConfigError
 from bpsync_dagster.jobs.batching import ONE_BATCH, SPREAD_BATCHES
-from bpsync_dagster.jobs.executors import deployment
+from bpsync_dagster.jobs.executors import chosen_deployment, deployment
 
 BROKER = "amqp://user:broker-password@rabbitmq:5672/sda"
 
@@ -79,3 +79,12 @@ def test_a_wrong_setting_is_one_line_naming_the_variable(environ: dict[str, str]
 
     assert str(raised.value).startswith(f"config: {message}")
     assert "\n" not in str(raised.value) and "broker-password" not in str(raised.value)
+
+
+def test_a_wrong_setting_leaves_the_job_importable_and_fails_where_the_definitions_load() -> None:
+    chosen = chosen_deployment({"BPSYNC_EXECUTOR": "dask"})
+
+    assert chosen.executor is dg.in_process_executor
+    with pytest.raises(ConfigError, match="^config: BPSYNC_EXECUTOR is 'dask'"):
+        chosen.check()
+    chosen_deployment({}).check()
