@@ -10,6 +10,7 @@ import dagster as dg
 from bpsync_dagster.configuration import load_settings, start_logging
 from bpsync_dagster.jobs import sync_dataset, synced_dataset
 from bpsync_dagster.jobs.audit_sync import audit_sync, build_audit_schedule, matches_sda_database
+from bpsync_dagster.jobs.sync_dataset import DEPLOYMENT
 from bpsync_dagster.resources import RESOURCES
 from bpsync_dagster.sensors import build_mapping_sensor, dead_run_reaper, drift_resync, failed_sync_reporter
 
@@ -18,6 +19,7 @@ from bpsync_dagster.sensors import build_mapping_sensor, dead_run_reaper, drift_
 def defs() -> dg.Definitions:
     settings = load_settings()
     start_logging(settings)
+    DEPLOYMENT.check()
     return dg.Definitions(
         assets=[synced_dataset],
         asset_checks=[matches_sda_database],
@@ -31,7 +33,8 @@ def defs() -> dg.Definitions:
             drift_resync,
             dead_run_reaper,
         ],
-        resources=RESOURCES,
+        # The step storage (`io_manager`) of a scale-out executor, if one is chosen (jobs/executors.py).
+        resources={**RESOURCES, **DEPLOYMENT.resources},
         # Also for Dagster's asset job, which runs backfills and what the UI launches from the asset's page.
-        executor=dg.in_process_executor,
+        executor=DEPLOYMENT.executor,
     )

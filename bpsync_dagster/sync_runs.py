@@ -43,6 +43,7 @@ def create_sync_run(
     accession_ids: list[str],
     parallel_files: int,
     tags: dict[str, str] | None = None,
+    batch_limits: dict[str, int] | None = None,
 ) -> DagsterRun:
     """A run of the dataset's partition of `synced_dataset` (added if new), with `tags` besides the
     dataset's, to be executed by `bpsync` or submitted to the run queue."""
@@ -51,7 +52,7 @@ def create_sync_run(
     return instance.create_run_for_job(
         job_def=job.get_definition(),
         run_config={
-            **sync_run_config(accession_ids, parallel_files),
+            **sync_run_config(accession_ids, parallel_files, batch_limits),
             "loggers": {"console": {"config": {"log_level": "INFO"}}},
         },
         tags={**(tags or {}), DATASET_TAG: dataset_id, PARTITION_TAG: dataset_id},

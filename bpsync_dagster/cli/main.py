@@ -36,7 +36,11 @@ def _parser() -> argparse.ArgumentParser:
     sync = commands.add_parser("sync", help="sync one dataset now, recorded as a Dagster run")
     sync.add_argument("dataset_id")
     sync.add_argument("accession_ids", nargs="*", help="files to sync (default: every file of the dataset)")
-    sync.add_argument("--parallel-files", type=int, default=4, help="files copied at the same time (default 4)")
+    sync.add_argument(
+        "--parallel-files", type=int, default=4, help="files of a copy batch copied at the same time (default 4)"
+    )
+    sync.add_argument("--max-batch-files", type=int, help="files per copy batch (default: the executor's)")
+    sync.add_argument("--max-batch-bytes", type=int, help="bytes per copy batch (default: the executor's)")
     reexecute = commands.add_parser("reexecute", help="re-execute a failed run from its failed step")
     reexecute.add_argument("run_id")
     commands.add_parser("check", help="check the configuration, keys and every connection")
@@ -72,8 +76,16 @@ def _run(arguments: argparse.Namespace) -> int:
     # Keep one Postgres connection for the run's events instead of opening one per event.
     instance.optimize_for_webserver(statement_timeout=60_000, pool_recycle=3600, max_overflow=4)
     if arguments.command == "sync":
+        limits = {
+            key: value
+            for key, value in (
+                ("max_batch_files", arguments.max_batch_files),
+                ("max_batch_bytes", arguments.max_batch_bytes),
+            )
+            if value is not None
+        }
         run = sync_runs.create_sync_run(
-            instance, arguments.dataset_id, arguments.accession_ids, arguments.parallel_files
+            instance, arguments.dataset_id, arguments.accession_ids, arguments.parallel_files, batch_limits=limits
         )
     else:
         run = runs.create_reexecution_from_failure(instance, arguments.run_id)

@@ -20,6 +20,7 @@ from bpsync_dagster.dagster_internals import (
 from bpsync_dagster.errors import SyncError
 from bpsync_dagster.jobs import DATASET_TAG
 from bpsync_dagster.jobs.failures import failure_reason, innermost_message
+from bpsync_dagster.jobs.sync_dataset import is_copy_step
 from bpsync_dagster.run_workers import announce_worker, dead_worker, fail_dead_run
 from bpsync_dagster.sync_runs import reconstructable_job, remote_origin
 
@@ -70,7 +71,7 @@ def execute_with_progress(instance: DagsterInstance, run: DagsterRun) -> int:
     outputs: dict[str, dict[str, object]] = {}
     failure: DagsterEvent | None = None
     for event in execute_run_events(reconstructable_job(), run, instance):
-        step = event.node_handle.name if event.node_handle is not None else event.step_key
+        step = (event.step_key or "").partition(".")[2] or event.step_key
         if event.event_type == DagsterEventType.STEP_START:
             print(f"  {step} ...", flush=True)
         elif event.event_type == DagsterEventType.STEP_OUTPUT:
@@ -88,11 +89,14 @@ def execute_with_progress(instance: DagsterInstance, run: DagsterRun) -> int:
         print(f"bpsync: dataset {dataset_id}: sync failed{where}: {reason}", file=sys.stderr)
         print(f"bpsync: re-execute it from failure with: bpsync reexecute {run.run_id}", file=sys.stderr)
         return 1
-    copied = outputs.get("copy_files", {})
+    copied = {
+        name: sum(int(metadata.get(name, 0)) for step, metadata in outputs.items() if is_copy_step(step))
+        for name in ("files_copied", "files_skipped", "bytes_copied")
+    }
     posted = outputs.get("post_manifest", {})
     print(
-        f"bpsync: dataset {dataset_id} synced: {copied.get('files_copied', 0)} files copied, "
-        f"{copied.get('files_skipped', 0)} already in place, {copied.get('bytes_copied', 0)} bytes; "
+        f"bpsync: dataset {dataset_id} synced: {copied['files_copied']} files copied, "
+        f"{copied['files_skipped']} already in place, {copied['bytes_copied']} bytes; "
         f"manifest accepted by {posted.get('remote_url')} (HTTP {posted.get('remote_http_status')})"
     )
     return 0

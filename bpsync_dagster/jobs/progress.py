@@ -2,7 +2,7 @@
 
 Every log line of an op becomes an event in Dagster's event log (a row written to Postgres), so one
 line per file would cost more than copying a small file. Finished files are gathered and reported
-together at most every `interval` seconds; the copy step's metadata keeps the full per-file table.
+together at most every `interval` seconds; each copy step's metadata keeps the full per-file table of its batch.
 """
 
 import time
@@ -15,16 +15,17 @@ FILES_NAMED_PER_LINE = 20
 
 
 class CopyProgress:
-    """Collects finished files and says, now and then, how far the copy is."""
+    """Collects finished files and says, now and then, how far the copy of `scope` (a dataset, or a
+    batch of it) is."""
 
     def __init__(
         self,
-        dataset_id: str,
+        scope: str,
         total_files: int,
         interval: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._dataset_id = dataset_id
+        self._scope = scope
         self._total_files = total_files
         self._interval = interval
         self._clock = clock
@@ -53,7 +54,7 @@ class CopyProgress:
         self._unreported.clear()
         self._last_report = self._clock()
         return (
-            f"dataset {self._dataset_id}: {self._finished} of {self._total_files} files in place, "
+            f"{self._scope}: {self._finished} of {self._total_files} files in place, "
             f"{self._bytes} bytes copied: {named}"
         )
 

@@ -1,7 +1,10 @@
 """The `sync_dataset` job: copy one dataset's files to sync storage and tell the remote what it holds."""
 
 import logging
+import os
+import socket
 import time
+from collections.abc import Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
@@ -12,6 +15,8 @@ from bpsync_dagster.c4gh import reencrypt_header
 from bpsync_dagster.dataset_ids import InvalidId, check_id, escaped
 from bpsync_dagster.errors import SyncError, is_final
 from bpsync_dagster.inventory import DATASET_PARTITIONS, SYNC_JOB_NAME, SYNCED_DATASET
+from bpsync_dagster.jobs.batching import MAX_BATCH_BYTES, MAX_BATCH_FILES, MIN_BATCH_BYTES, BatchLimits, plan_batches
+from bpsync_dagster.jobs.executors import chosen_deployment
 from bpsync_dagster.jobs.failures import COPY_RETRY, DATABASE_RETRY, REMOTE_API_RETRY, final_failures
 from bpsync_dagster.jobs.progress import CopyProgress
 from bpsync_dagster.remote_api import build_manifest, manifest_sha256, validate_manifest
@@ -26,6 +31,7 @@ from bpsync_dagster.sda_database import FileRecord, check_records
 from bpsync_dagster.storage import CopyOutcome, copy_file
 
 logger = logging.getLogger(__name__)
+DEPLOYMENT = chosen_deployment()
 
 DATASET_TAG = "dataset_id"
 MAX_TABLE_ROWS = 5000
@@ -48,7 +54,19 @@ class SyncRequest(dg.Config):
 
 
 class CopyConfig(dg.Config):
-    parallel_files: int = Field(default=4, ge=1, le=64, description="Files copied at the same time.")
+    parallel_files: int = Field(default=4, ge=1, le=64, description="Files of a batch copied at the same time.")
+
+
+class BatchConfig(dg.Config):
+    """Copy batches; unset limits are the executor's defaults (one batch in-process)."""
+
+    max_batch_bytes: int | None = Field(
+        default=None, ge=MIN_BATCH_BYTES, le=MAX_BATCH_BYTES, description="Bytes of a copy batch (a larger file alone)."
+    )
+    max_batch_files: int | None = Field(default=None, ge=1, le=MAX_BATCH_FILES, description="Files of a copy batch.")
+
+    def limits(self, default: BatchLimits) -> BatchLimits:
+        return BatchLimits(self.max_batch_bytes or default.max_bytes, self.max_batch_files or default.max_files)
 
 
 @dataclass(frozen=True)
@@ -61,6 +79,20 @@ class DatasetFiles:
 class FileToCopy:
     record: FileRecord
     header: bytes
+
+
+@dataclass(frozen=True)
+class CopyBatch:
+    """Files of a dataset copied by one step; batch `index` (from 0) of `count`."""
+
+    dataset_id: str
+    index: int
+    count: int
+    files: tuple[FileToCopy, ...]
+
+    def describe(self) -> str:
+        suffix = f" batch {self.index + 1} of {self.count}" if self.count > 1 else ""
+        return f"dataset {self.dataset_id}{suffix}"
 
 
 class CopyFailed(SyncError):
@@ -125,27 +157,51 @@ def reencrypt_headers(
     return files
 
 
+@dg.op(out=dg.DynamicOut(CopyBatch))
+def plan_copy_batches(
+    context: dg.OpExecutionContext, config: BatchConfig, dataset: DatasetFiles, files: list[FileToCopy]
+) -> Iterator[dg.DynamicOutput[CopyBatch]]:
+    """Group the files into batches by bytes and count, each copied by a step of its own (on any
+    worker with a scale-out executor); one batch in-process unless the config asks for more."""
+    limits = config.limits(DEPLOYMENT.batch_limits)
+    sizes = [len(item.header) + (item.record.archive_file_size or 0) for item in files]
+    ranges = plan_batches(sizes, limits)
+    if len(ranges) > 1:
+        context.log.info(
+            f"dataset {dataset.dataset_id}: {len(files)} files in {len(ranges)} copy batches of at most "
+            f"{limits.max_files} files and {limits.max_bytes} bytes (a larger file alone), executor {DEPLOYMENT.executor_name}"
+        )
+    for index, indices in enumerate(ranges):
+        batch = CopyBatch(dataset.dataset_id, index, len(ranges), tuple(files[position] for position in indices))
+        yield dg.DynamicOutput(
+            batch,
+            mapping_key=str(index),
+            metadata={"files": len(indices), "bytes": sum(sizes[position] for position in indices)},
+        )
+
+
 @dg.op(retry_policy=COPY_RETRY)
 def copy_files(
     context: dg.OpExecutionContext,
     config: CopyConfig,
-    dataset: DatasetFiles,
-    files: list[FileToCopy],
+    batch: CopyBatch,
     archive_storage: ArchiveStorageResource,
     sync_storage: SyncStorageResource,
 ) -> list[CopyOutcome]:
-    """Copy header + archived body of every file, several at a time; reuse finished objects on a retry."""
-    reuse_existing = context.retry_number > 0 or context.run.parent_run_id is not None
+    """Copy header + archived body of every file of the batch, several at a time; reuse finished
+    objects on a retry, a re-execution, or a batch a lost worker had begun."""
+    reuse_existing = context.retry_number > 0 or context.run.parent_run_id is not None or _begun_before(context)
     with final_failures():
         archive, sync = archive_storage.client(), sync_storage.client()
     outcomes: list[CopyOutcome] = []
     failures: list[tuple[FileRecord, BaseException]] = []
-    progress = CopyProgress(dataset.dataset_id, len(files))
-    log_context = {"dataset_id": dataset.dataset_id, "run_id": context.run_id}
+    dataset_id = batch.dataset_id
+    progress = CopyProgress(batch.describe(), len(batch.files))
+    log_context = {"dataset_id": dataset_id, "run_id": context.run_id}
     with ThreadPoolExecutor(max_workers=config.parallel_files, thread_name_prefix="copy") as pool:
         pending = {
             pool.submit(copy_file, item.record, item.header, archive, sync, reuse_existing): item.record
-            for item in files
+            for item in batch.files
         }
         while pending and not failures:
             done, _ = wait(pending, return_when=FIRST_EXCEPTION)
@@ -158,12 +214,12 @@ def copy_files(
                 outcomes.append(outcome)
                 accession_id = escaped(record.accession_id)
                 logger.debug(
-                    f"dataset {dataset.dataset_id} file {accession_id}: in place at {escaped(outcome.destination)}",
+                    f"dataset {dataset_id} file {accession_id}: in place at {escaped(outcome.destination)}",
                     extra={**log_context, "accession_id": accession_id},
                 )
                 if not outcome.verified:
                     logger.warning(
-                        f"dataset {dataset.dataset_id} file {record.accession_id}: {NOT_VERIFIED}",
+                        f"dataset {dataset_id} file {record.accession_id}: {NOT_VERIFIED}",
                         extra={**log_context, "accession_id": record.accession_id},
                     )
                 _log_progress(progress.add(outcome), log_context)
@@ -172,7 +228,7 @@ def copy_files(
     _log_progress(progress.flush(), log_context)
     if failures:
         reasons = "; ".join(f"{record.describe()}: {error}" for record, error in failures)
-        message = escaped(f"dataset {dataset.dataset_id}: copy failed: {reasons}")
+        message = escaped(f"dataset {dataset_id}: copy failed: {reasons}")
         if any(is_final(error) for _, error in failures):
             raise dg.Failure(description=message, allow_retries=False)
         raise CopyFailed(message)
@@ -180,11 +236,31 @@ def copy_files(
     context.add_output_metadata(
         {
             **_copy_metadata(outcomes),
+            "batch": f"{batch.index + 1} of {batch.count}",
             "peak_buffered_bytes": dg.MetadataValue.int(sync.budget.peak),
             "buffer_limit_bytes": dg.MetadataValue.int(sync.budget.limit),
+            "worker": f"{socket.gethostname()} pid {os.getpid()}",
         }
     )
     return outcomes
+
+
+def _begun_before(context: dg.OpExecutionContext) -> bool:
+    """Whether this step started before in this run: a worker that died mid-batch handed it back
+    to the broker, and another worker runs it again without a Dagster retry."""
+    step_key = f"{context.op_handle}[{context.get_mapping_key()}]"
+    starts = context.instance.get_records_for_run(context.run_id, of_type=dg.DagsterEventType.STEP_START).records
+    return sum(record.event_log_entry.step_key == step_key for record in starts) > 1
+
+
+def is_copy_step(step_key: str) -> bool:
+    """Whether a step of the run copies a batch (`copy_files[0]`, `copy_files[1]`, ...)."""
+    return step_key.partition("[")[0].rsplit(".", 1)[-1] == copy_files.name
+
+
+def all_outcomes(batches: list[list[CopyOutcome]]) -> list[CopyOutcome]:
+    """The outcomes of every batch, by accession ID."""
+    return sorted((outcome for batch in batches for outcome in batch), key=lambda outcome: outcome.accession_id)
 
 
 def _log_progress(line: str | None, log_context: dict[str, str]) -> None:
@@ -237,11 +313,11 @@ def _copy_metadata(outcomes: list[CopyOutcome]) -> dict[str, dg.MetadataValue]:
 def build_file_sync_manifest(
     context: dg.OpExecutionContext,
     dataset: DatasetFiles,
-    outcomes: list[CopyOutcome],
+    batches: list[list[CopyOutcome]],
     remote_api: RemoteSyncApiResource,
 ) -> dict:
-    """The manifest of every file, validated against file-sync.json; built only once all are in place."""
-    in_place = {outcome.accession_id for outcome in outcomes}
+    """The manifest of every file, validated against file-sync.json; built only once every batch is in place."""
+    in_place = {outcome.accession_id for outcome in all_outcomes(batches)}
     missing = [record.accession_id for record in dataset.records if record.accession_id not in in_place]
     if missing:
         raise dg.Failure(
@@ -259,10 +335,14 @@ def build_file_sync_manifest(
 
 @dg.op(retry_policy=REMOTE_API_RETRY, out=dg.Out(dg.Nothing))
 def post_manifest(
-    context: dg.OpExecutionContext, manifest: dict, outcomes: list[CopyOutcome], remote_api: RemoteSyncApiResource
+    context: dg.OpExecutionContext,
+    manifest: dict,
+    batches: list[list[CopyOutcome]],
+    remote_api: RemoteSyncApiResource,
 ) -> None:
     """POST the manifest to the remote sync API; only HTTP 200 counts as delivered. Its output is the
     dataset's partition of `synced_dataset`, whose metadata says what the remote now holds."""
+    outcomes = all_outcomes(batches)
     with final_failures():
         result = remote_api.client().post_manifest(manifest)
     dataset_id = manifest["dataset_id"]
@@ -309,10 +389,10 @@ def sync_locations(manifest: dict, outcomes: list[CopyOutcome]) -> list[str]:
     ),
 )
 def synced_dataset() -> object:
-    """Sync one dataset: records, re-encrypted headers, copies, then the manifest to the remote."""
+    """Sync one dataset: records, re-encrypted headers, copy batches, then the manifest to the remote."""
     dataset = fetch_file_records()
-    outcomes = copy_files(dataset, reencrypt_headers(dataset))
-    return post_manifest(build_file_sync_manifest(dataset, outcomes), outcomes)
+    batches = plan_copy_batches(dataset, reencrypt_headers(dataset)).map(copy_files).collect()
+    return post_manifest(build_file_sync_manifest(dataset, batches), batches)
 
 
 # Without the check: it lists the dataset's files, which needs SELECT on sda.datasets, and a sync of
@@ -320,17 +400,22 @@ def synced_dataset() -> object:
 sync_dataset = dg.define_asset_job(
     SYNC_JOB_NAME,
     selection=dg.AssetSelection.assets(SYNCED_DATASET).without_checks(),
-    executor_def=dg.in_process_executor,
+    executor_def=DEPLOYMENT.executor,
     tags={"service": "bpsync"},
     description="Sync one dataset: materialize its partition of synced_dataset.",
 )
 
 
-def sync_run_config(accession_ids: list[str], parallel_files: int | None = None) -> dict[str, object]:
-    """Run config of a sync of the given files of the run's dataset (all of them when empty)."""
+def sync_run_config(
+    accession_ids: list[str], parallel_files: int | None = None, batch_limits: dict[str, int] | None = None
+) -> dict[str, object]:
+    """Run config of a sync of the given files of the run's dataset (all of them when empty);
+    `batch_limits` (`max_batch_files`, `max_batch_bytes`) where not the executor's defaults."""
     ops: dict[str, object] = {"fetch_file_records": {"config": {"accession_ids": list(accession_ids)}}}
     if parallel_files is not None:
         ops["copy_files"] = {"config": {"parallel_files": parallel_files}}
+    if batch_limits:
+        ops["plan_copy_batches"] = {"config": batch_limits}
     return {"ops": {synced_dataset.node_def.name: {"ops": ops}}}
 
 

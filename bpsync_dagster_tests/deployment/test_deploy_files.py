@@ -730,13 +730,23 @@ def test_scaling_doc_snippets_are_valid_instance_config() -> None:
     from dagster._config.field import resolve_to_config_type
     from dagster._core.instance.config import dagster_instance_config_schema
 
+    from bpsync_dagster.jobs.sync_dataset import BatchConfig, CopyConfig
+
     text = (PROJECT_ROOT / "docs" / "scaling.md").read_text()
     blocks = [yaml.safe_load(block) for block in re.findall(r"```yaml\n(.*?)```", text, re.S)]
     schema = resolve_to_config_type(dagster_instance_config_schema())
     launchers = set()
+    executor_blocks = 0
     for block in blocks:
         if "ops" in block:  # run config of sync_dataset
-            assert set(block["ops"]["synced_dataset"]["ops"]) <= {"fetch_file_records", "copy_files"}
+            ops = block["ops"]["synced_dataset"]["ops"]
+            assert set(ops) <= {"fetch_file_records", "plan_copy_batches", "copy_files"}
+            CopyConfig(**ops["copy_files"]["config"])
+            if "plan_copy_batches" in ops:
+                BatchConfig(**ops["plan_copy_batches"]["config"])
+            continue
+        if "execution" in block:  # run config of k8s_job_executor
+            executor_blocks += 1
             continue
         result = process_config(schema, block)
         assert result.success, (block, result.errors)
@@ -748,6 +758,7 @@ def test_scaling_doc_snippets_are_valid_instance_config() -> None:
                 assert checked.success, (section, checked.errors)
         if "run_launcher" in block:
             launchers.add((block["run_launcher"]["module"], block["run_launcher"]["class"]))
-    # dagster-k8s and dagster-docker are not installed here; their snippets were checked against
-    # dagster-k8s 0.29.27 and dagster-docker 0.29.27 when written.
+    # dagster-k8s and dagster-docker are not installed here; their snippets (the launchers' and the
+    # k8s_job_executor's) were checked against dagster-k8s 0.29.27 and dagster-docker 0.29.27 when written.
     assert launchers == {("dagster_k8s", "K8sRunLauncher"), ("dagster_docker", "DockerRunLauncher")}
+    assert executor_blocks == 1

@@ -116,11 +116,11 @@ def test_a_database_restarted_while_the_files_are_copied(
             restarts_done.append(time.monotonic())
 
     process = start_bpsync(node, *node.sync_arguments(dataset_id), "--parallel-files", "1", jitter=0.02)
-    lines = read_until(process, "copy_files ...")
+    lines = read_until(process, "copy_files[0] ...")
     restarter = threading.Thread(target=restart_until_the_copy_is_done)
     restarter.start()
     try:
-        lines += read_until(process, "copy_files done")
+        lines += read_until(process, "copy_files[0] done")
         copy_finished = time.monotonic()
     finally:
         copy_done.set()

@@ -102,7 +102,7 @@ def kill_during_copy(node: Node, dataset_id: str, total_bytes: int, fraction: fl
     """Start `bpsync sync`, SIGKILL it once `fraction` of the bytes are in sync storage; its run ID."""
     process = start_bpsync(node, *node.sync_arguments(dataset_id))
     try:
-        lines = read_until(process, "copy_files ...")
+        lines = read_until(process, "copy_files[0] ...")
         wait_for(lambda: bytes_in_sync_storage(node) >= fraction * total_bytes, timeout=120, interval=0.005)
     finally:
         process.kill()
@@ -219,7 +219,7 @@ def test_a_killed_s3_upload_is_aborted_by_the_reexecution(
         witness.expect(dataset_id, files)
         process = start_bpsync(node, *node.sync_arguments(dataset_id))
         try:
-            lines = read_until(process, "copy_files ...")
+            lines = read_until(process, "copy_files[0] ...")
             wait_for_a_part(process)
         finally:
             process.kill()

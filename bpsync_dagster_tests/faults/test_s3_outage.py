@@ -58,6 +58,6 @@ def test_an_outage_during_a_multipart_upload_is_survived(
     assert process.returncode == 0, output
     for item in files:
         assert node.decrypt_synced(item.path) == item.plaintext
-    assert "copy_files will retry" in output and "S3 endpoint unreachable" in output
+    assert "copy_files[0] will retry" in output and "S3 endpoint unreachable" in output
     assert witness.posts[dataset_id] == 1 and witness.problems == []
     assert_no_open_multipart_uploads(node)

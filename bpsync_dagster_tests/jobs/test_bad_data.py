@@ -268,6 +268,6 @@ def test_an_archived_body_that_does_not_match_its_record_fails_clearly(
     result = node.sync_mapped(dataset_id)
 
     line = failure_line(result, dataset_id)
-    assert "in step copy_files" in line
+    assert "in step copy_files[0]" in line
     assert f"{item.accession_id} ('{item.path}'): archived body " in line and cause in line
     assert_nothing_left(node)

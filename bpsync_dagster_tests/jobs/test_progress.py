@@ -18,7 +18,7 @@ def outcome(number: int, skipped: bool = False) -> CopyOutcome:
 
 def test_files_finishing_together_share_one_line_and_the_rest_comes_with_the_flush() -> None:
     clock = FakeClock()
-    progress = CopyProgress("DS-1", 3, interval=2.0, clock=clock)
+    progress = CopyProgress("dataset DS-1", 3, interval=2.0, clock=clock)
 
     assert progress.add(outcome(1)) is None
     clock.now += 2.5
@@ -35,7 +35,7 @@ def test_files_finishing_together_share_one_line_and_the_rest_comes_with_the_flu
 
 
 def test_a_long_line_names_the_first_files_and_counts_the_rest() -> None:
-    progress = CopyProgress("DS-2", 2000, interval=3600.0, clock=FakeClock())
+    progress = CopyProgress("dataset DS-2", 2000, interval=3600.0, clock=FakeClock())
     assert all(progress.add(outcome(number)) is None for number in range(2000))
 
     line = progress.flush()
@@ -47,7 +47,7 @@ def test_a_long_line_names_the_first_files_and_counts_the_rest() -> None:
 
 def test_a_slow_copy_reports_each_file_as_it_finishes() -> None:
     clock = FakeClock()
-    progress = CopyProgress("DS-3", 3, interval=2.0, clock=clock)
+    progress = CopyProgress("dataset DS-3", 3, interval=2.0, clock=clock)
     lines = []
     for number in range(3):
         clock.now += 60

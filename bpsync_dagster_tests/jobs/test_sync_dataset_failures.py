@@ -228,6 +228,21 @@ def test_bad_configuration_is_one_line_before_any_run(make_node, env: dict[str, 
         assert secret not in result.stderr
 
 
+def test_a_wrong_executor_setting_is_one_line_before_any_run(make_node) -> None:
+    node: Node = make_node("posix", "posix")
+    node.extra_env = {"BPSYNC_EXECUTOR": "dask"}
+    dataset_id = node.dataset_id("bad-executor")
+    node.add_dataset(dataset_id, [("x.c4gh", b"x")])
+
+    result = node.sync_mapped(dataset_id)
+
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip().splitlines()[-1] == (
+        "bpsync: config: BPSYNC_EXECUTOR is 'dask': must be one of in_process, celery, k8s"
+    )
+    assert "Traceback" not in result.stderr
+
+
 def test_an_sda_schema_older_than_23_is_refused_at_once(make_node) -> None:
     node: Node = make_node("posix", "posix")
     create_sda_database(OLD_SDA_DB, schema_version=22)

@@ -39,6 +39,8 @@ UNIT_TEST_MODULES = frozenset(
         "configuration/test_spellings.py",
         "deployment/test_deploy_files.py",
         "deployment/test_ui_binding.py",
+        "jobs/test_batching.py",
+        "jobs/test_executors.py",
         "jobs/test_progress.py",
         "jobs/test_retry_policies.py",
         "jobs/test_run_queue_limit.py",

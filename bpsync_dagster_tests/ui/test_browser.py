@@ -112,8 +112,8 @@ def test_a_cli_run_shows_its_dataset_and_per_file_metadata_in_the_ui(
     _click(
         browser,
         By.CSS_SELECTOR,
-        '.box[data-tooltip="synced_dataset.copy_files"]',
-        "the copy_files step in the timeline",
+        '.box[data-tooltip="synced_dataset.copy_files[0]"]',
+        "the copy_files[0] step in the timeline",
     )
     _wait_for_texts(
         browser,

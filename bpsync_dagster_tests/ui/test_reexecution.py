@@ -58,7 +58,7 @@ def _copy_files_metadata(url: str, run_id: str) -> dict:
     (output,) = [
         event
         for event in logs["events"]
-        if event["__typename"] == "ExecutionStepOutputEvent" and event["stepKey"] == "synced_dataset.copy_files"
+        if event["__typename"] == "ExecutionStepOutputEvent" and event["stepKey"] == "synced_dataset.copy_files[0]"
     ]
     return {
         entry["label"]: [json.loads(record) for record in entry["table"]["records"]]
@@ -108,7 +108,7 @@ def test_a_failed_cli_run_is_reexecuted_from_failure_through_the_webserver(
     assert run["status"] == "SUCCESS", daemon.log()[-5000:]
     assert run["parentRunId"] == parent_run_id and run["rootRunId"] == parent_run_id
     assert set(run["stepKeysToExecute"]) == {
-        f"synced_dataset.{op}" for op in ("copy_files", "build_file_sync_manifest", "post_manifest")
+        f"synced_dataset.{op}" for op in ("copy_files[0]", "build_file_sync_manifest", "post_manifest")
     }
     assert {"key": "dataset_id", "value": dataset_id} in run["tags"]
     metadata = _copy_files_metadata(webserver.url, run_id)
