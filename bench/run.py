@@ -691,7 +691,7 @@ def bench_fixed_cost(bench: Bench, repeat: int) -> float:
     """A one-file 1 KiB dataset, POSIX→POSIX: what every `bpsync sync` costs before any data."""
     dataset = bench.make_dataset("tiny", 1, 1 * KiB)
     runs, startups, teardowns = [], [], []
-    imports = "import bpsync_dagster.cli.main, bpsync_dagster.cli.runs"
+    imports = "import bpsync_dagster.cli.main, bpsync_dagster.cli.sync_command"
     bench.clean_destinations()
     bench.bpsync("P→P", dataset)  # warm-up, not measured: fills the bytecode cache
     for _ in range(repeat):

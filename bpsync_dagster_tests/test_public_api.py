@@ -49,3 +49,30 @@ def test_a_domain_package_loads_no_dagster(package: str) -> None:
     )
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"
+
+
+# The Dagster layer from the bottom up; a module imports from its own layer or the ones below it.
+LAYERS = [
+    ["configuration", "c4gh", "storage", "sda_database", "broker", "remote_api", "errors", "dataset_ids", "trust"],
+    ["dagster_internals", "resources", "inventory", "jobs"],
+    ["runs"],
+    ["sensors"],
+    ["definitions", "cli"],
+]
+
+
+def _layer_of(module: str) -> int:
+    top = module.removeprefix("bpsync_dagster.").split(".")[0]
+    return next(index for index, names in enumerate(LAYERS) if top in names)
+
+
+def test_no_module_imports_from_a_layer_above_its_own() -> None:
+    upward = {
+        f"{path.relative_to(PACKAGE)} → {module}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path.parent != PACKAGE or path.stem not in ("__init__", "__main__")
+        for module in _imported_modules(path)
+        if module.startswith("bpsync_dagster.")
+        and _layer_of(module) > _layer_of(".".join(path.relative_to(PACKAGE).with_suffix("").parts))
+    }
+    assert upward == set()

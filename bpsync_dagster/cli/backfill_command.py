@@ -11,8 +11,8 @@ from bpsync_dagster.dagster_internals import submit_partition_backfill
 from bpsync_dagster.definitions import defs
 from bpsync_dagster.errors import SyncError
 from bpsync_dagster.inventory import DATASET_PARTITIONS, SYNCED_DATASET
+from bpsync_dagster.runs.launch import LAUNCHED_BY_TAG, datasets_with_unfinished_runs
 from bpsync_dagster.sda_database import SdaDatabase
-from bpsync_dagster.sync_runs import LAUNCHED_BY_TAG, datasets_with_unfinished_runs
 
 PAGE_SIZE = 1000
 LAUNCHED_BY = "bpsync backfill"

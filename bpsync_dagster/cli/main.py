@@ -8,15 +8,15 @@ from typing import NoReturn
 
 from dagster import DagsterInstance
 
-from bpsync_dagster import sync_runs
 from bpsync_dagster.c4gh import KeyLoadError, load_node_keys
-from bpsync_dagster.cli import runs
 from bpsync_dagster.cli.backfill_command import NoRunQueue, backfill, parse_since
 from bpsync_dagster.cli.check_command import check
+from bpsync_dagster.cli.sync_command import execute_with_progress
 from bpsync_dagster.configuration import ConfigError, Settings, load_settings, start_logging
 from bpsync_dagster.configuration.loader import config_location
 from bpsync_dagster.dataset_ids import InvalidId, check_id
 from bpsync_dagster.errors import SyncError
+from bpsync_dagster.runs import launch, reexecute
 from bpsync_dagster.sda_database import DatabaseError
 
 
@@ -84,12 +84,12 @@ def _run(arguments: argparse.Namespace) -> int:
             )
             if value is not None
         }
-        run = sync_runs.create_sync_run(
+        run = launch.create_sync_run(
             instance, arguments.dataset_id, arguments.accession_ids, arguments.parallel_files, batch_limits=limits
         )
     else:
-        run = runs.create_reexecution_from_failure(instance, arguments.run_id)
-    return runs.execute_with_progress(instance, run)
+        run = reexecute.create_reexecution_from_failure(instance, arguments.run_id)
+    return execute_with_progress(instance, run)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         ConfigError,
         KeyLoadError,
         InvalidId,
-        runs.RunNotFound,
-        runs.RunStillRunning,
+        reexecute.RunNotFound,
+        reexecute.RunStillRunning,
         NoRunQueue,
         DatabaseError,
         DagsterHomeNotSet,

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from bpsync_dagster.inventory import syncs_a_dataset
-from bpsync_dagster.run_workers import dead_worker, fail_dead_run
+from bpsync_dagster.runs.liveness import dead_worker, fail_dead_run
 
 DEAD_RUN_SENSOR_NAME = "dead_run_reaper"
 RUNS_CHECKED_PER_TICK = 200

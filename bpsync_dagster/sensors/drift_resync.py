@@ -11,8 +11,8 @@ import dagster as dg
 from bpsync_dagster.jobs import DATASET_TAG, sync_dataset
 from bpsync_dagster.jobs.audit_sync import RESYNC_DRIFTED, audit_sync
 from bpsync_dagster.jobs.sync_dataset import sync_run_config
+from bpsync_dagster.runs.launch import LAUNCHED_BY_TAG, datasets_with_unfinished_runs
 from bpsync_dagster.sensors.event_cursor import cursor_storage_id, event_cursor
-from bpsync_dagster.sync_runs import LAUNCHED_BY_TAG, datasets_with_unfinished_runs
 
 DRIFT_RESYNC_SENSOR_NAME = "drift_resync"
 SUCCESSES_PER_TICK = 1000

@@ -28,10 +28,11 @@ from dagster._grpc.types import ListRepositoriesResponse
 from dagster_postgres import PostgresRunStorage
 from dagster_shared.serdes import deserialize_value
 
-from bpsync_dagster import definitions, sync_runs
+from bpsync_dagster import definitions
 from bpsync_dagster.configuration import loader
 from bpsync_dagster.configuration.config_file import CONFIG_FILE_VARIABLES
 from bpsync_dagster.configuration.loader import env_name, load_settings
+from bpsync_dagster.runs import launch
 from bpsync_dagster.sda_database import SdaDatabase
 from bpsync_dagster.sda_database.client import MINIMUM_SCHEMA_VERSION
 from bpsync_dagster_tests.support import sda_database
@@ -456,7 +457,7 @@ def test_workspace_points_at_the_code_server(services: dict) -> None:
     command = services[server["host"]]["command"]
     assert server["host"] == CODE_SERVICE
     assert server["port"] == int(option(command, "-p", "--port"))
-    assert server["location_name"] == option(command, "--location-name") == sync_runs.LOCATION_NAME
+    assert server["location_name"] == option(command, "--location-name") == launch.LOCATION_NAME
     assert option(command, "-m", "--module-name") == definitions.__name__
     for name in ("dagster-webserver", "dagster-daemon"):
         workspace = option(services[name]["command"], "-w", "--workspace")

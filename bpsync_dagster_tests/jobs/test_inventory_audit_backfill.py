@@ -13,8 +13,8 @@ import pytest
 from bpsync_dagster.inventory import SYNCED_DATASET, syncs_a_dataset
 from bpsync_dagster.jobs.audit_sync import audit_sync
 from bpsync_dagster.resources import RESOURCES
+from bpsync_dagster.runs.launch import LAUNCHED_BY_TAG
 from bpsync_dagster.sensors import drift_resync
-from bpsync_dagster.sync_runs import LAUNCHED_BY_TAG
 from bpsync_dagster_tests.support.asset_checks import latest_check_evaluation
 from bpsync_dagster_tests.support.daemon import Daemon, wait_until
 from bpsync_dagster_tests.support.environment import SDA_DB_DATASETS_USER, Node, SeededFile

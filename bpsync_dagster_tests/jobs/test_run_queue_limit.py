@@ -8,7 +8,7 @@ import dagster as dg
 import pytest
 
 from bpsync_dagster.inventory import syncs_a_dataset
-from bpsync_dagster.sync_runs import LAUNCHED_BY_TAG
+from bpsync_dagster.runs.launch import LAUNCHED_BY_TAG
 from bpsync_dagster_tests.support.daemon import Daemon, wait_until
 from bpsync_dagster_tests.support.environment import SDA_DB_DATASETS_USER, Node
 

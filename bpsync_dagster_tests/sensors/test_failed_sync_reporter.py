@@ -20,9 +20,9 @@ from dagster._core.storage.tags import (
 
 from bpsync_dagster.inventory import DATASET_PARTITIONS, SYNCED_DATASET
 from bpsync_dagster.resources import BrokerResource, ServiceSettingsResource
+from bpsync_dagster.runs.launch import create_sync_run
 from bpsync_dagster.sensors import failed_sync_reporter
 from bpsync_dagster.sensors.failed_sync_reporter import REPORTED_TAG
-from bpsync_dagster.sync_runs import create_sync_run
 from bpsync_dagster_tests.support.daemon import Daemon, wait_until
 from bpsync_dagster_tests.support.environment import Node
 from bpsync_dagster_tests.support.private_rabbitmq import PrivateRabbitMQ

@@ -17,8 +17,8 @@ import dagster as dg
 from dagster._core.storage.tags import RUN_KEY_TAG, SENSOR_NAME_TAG
 
 from bpsync_dagster.jobs.sync_dataset import sync_run_config
+from bpsync_dagster.runs.launch import reconstructable_job, remote_origin
 from bpsync_dagster.sensors import MAPPING_SENSOR_NAME
-from bpsync_dagster.sync_runs import reconstructable_job, remote_origin
 from bpsync_dagster_tests.support.daemon import Daemon, wait_until
 from bpsync_dagster_tests.support.environment import Node
 from bpsync_dagster_tests.support.faulty_run_queue import ENQUEUE_DIES_ONCE, LAUNCH_FAILS, use_faulty_run_queue

@@ -55,7 +55,7 @@ UNIT_TEST_MODULES = frozenset(
         "test_public_api.py",
         "test_readme_messages.py",
         "test_resources.py",
-        "test_run_workers.py",
+        "runs/test_liveness.py",
     }
 )
 

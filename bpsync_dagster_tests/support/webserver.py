@@ -6,7 +6,7 @@ from typing import Any
 
 import requests
 
-from bpsync_dagster.sync_runs import LOCATION_NAME
+from bpsync_dagster.runs.launch import LOCATION_NAME
 from bpsync_dagster_tests.support.daemon import wait_until
 from bpsync_dagster_tests.support.ports import free_port
 from bpsync_dagster_tests.support.processes import ServiceProcess

@@ -12,7 +12,7 @@ from pathlib import Path
 import dagster as dg
 
 from bpsync_dagster.inventory import MATCHES_SDA_CHECK, SYNCED_DATASET
-from bpsync_dagster.sync_runs import LOCATION_NAME
+from bpsync_dagster.runs.launch import LOCATION_NAME
 from bpsync_dagster_tests.support.asset_checks import latest_check_record
 from bpsync_dagster_tests.support.daemon import Daemon
 from bpsync_dagster_tests.support.environment import SDA_DB_DATASETS_USER, Node

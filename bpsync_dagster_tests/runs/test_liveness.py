@@ -5,7 +5,7 @@ import subprocess
 import sys
 import time
 
-from bpsync_dagster.run_workers import process_alive
+from bpsync_dagster.runs.liveness import process_alive
 
 
 def test_a_running_process_is_alive() -> None:
