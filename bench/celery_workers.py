@@ -35,14 +35,13 @@ import daemon_runs  # noqa: E402
 import run as bench_run  # noqa: E402
 from dagster import DagsterEventType, DagsterInstance  # noqa: E402
 
-from bpsync_dagster_tests.support import crypt4gh_files, sda_database  # noqa: E402
+from bpsync_dagster_tests.support import crypt4gh_files  # noqa: E402
 from bpsync_dagster_tests.support.environment import (  # noqa: E402
     ARCHIVE_BUCKET,
     FILE_SYNC_SCHEMA,
     NODE_PASSPHRASE,
     REMOTE_PASSWORD,
     REMOTE_USER,
-    SUBMITTER,
     create_dagster_database,
     create_sda_database,
     drop_database,
@@ -158,22 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             location = node.archive_location()
             dataset_id = f"SYNC-BENCH-CELERY-{storage.upper()}"
             accessions = [f"{dataset_id}-F{index:04d}" for index in range(len(bodies))]
-            for index, (accession, body) in enumerate(zip(accessions, bodies, strict=True)):
-                sda_database.insert_file(
-                    sda_dsn,
-                    sda_database.SdaFile(
-                        stable_id=accession,
-                        submission_user=SUBMITTER,
-                        submission_file_path=f"bench/{storage}/file{index:04d}.c4gh",
-                        archive_location=location,
-                        archive_file_path=body.archive_name,
-                        archive_file_size=body.size,
-                        header_hex=body.header.hex(),
-                        unencrypted_sha256=body.plain_sha256,
-                        archived_sha256=body.body_sha256,
-                    ),
-                )
-            sda_database.map_dataset(sda_dsn, dataset_id, accessions)
+            bench_run.record_dataset(sda_dsn, dataset_id, accessions, bodies, f"bench/{storage}", location)
             in_process = node.environment()
             step_storage = str(workdir / "steps") if storage == "posix" else "s3://steps/runs"
             celery = {

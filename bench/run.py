@@ -238,6 +238,31 @@ def write_encrypted_body(directory: Path, name: str, plain_size: int, public_key
     return Body(name, header, size, plain_digest.hexdigest(), body_digest.hexdigest())
 
 
+def record_dataset(
+    sda_dsn: str, dataset_id: str, accessions: list[str], bodies: list[Body], directory: str, location: str
+) -> None:
+    """Record the archived bodies as the dataset's files in the SDA database, submitted under `directory`."""
+    from bpsync_dagster_tests.support import sda_database
+    from bpsync_dagster_tests.support.environment import SUBMITTER
+
+    for index, (accession, body) in enumerate(zip(accessions, bodies, strict=True)):
+        sda_database.insert_file(
+            sda_dsn,
+            sda_database.SdaFile(
+                stable_id=accession,
+                submission_user=SUBMITTER,
+                submission_file_path=f"{directory}/file{index:04d}.c4gh",
+                archive_location=location,
+                archive_file_path=body.archive_name,
+                archive_file_size=body.size,
+                header_hex=body.header.hex(),
+                unencrypted_sha256=body.plain_sha256,
+                archived_sha256=body.body_sha256,
+            ),
+        )
+    sda_database.map_dataset(sda_dsn, dataset_id, accessions)
+
+
 @dataclass
 class Dataset:
     name: str  # e.g. "multi", "small"
@@ -408,8 +433,7 @@ class Bench:
     # ---- data -------------------------------------------------------------------------------------
 
     def make_dataset(self, name: str, files: int, plain_size: int, archives: tuple[str, ...] = ("posix",)) -> Dataset:
-        from bpsync_dagster_tests.support import crypt4gh_files, sda_database
-        from bpsync_dagster_tests.support.environment import SUBMITTER
+        from bpsync_dagster_tests.support import crypt4gh_files
 
         dataset = Dataset(name, files, plain_size)
         for _ in range(files):
@@ -448,22 +472,7 @@ class Bench:
                 location = str(self.archive_dir)
             dataset_id = dataset.dataset_id(archive)
             accessions = dataset.accession_ids(archive)
-            for index, (accession, body) in enumerate(zip(accessions, dataset.bodies, strict=True)):
-                sda_database.insert_file(
-                    self.sda_dsn,
-                    sda_database.SdaFile(
-                        stable_id=accession,
-                        submission_user=SUBMITTER,
-                        submission_file_path=f"bench/{name}-{archive}/file{index:04d}.c4gh",
-                        archive_location=location,
-                        archive_file_path=body.archive_name,
-                        archive_file_size=body.size,
-                        header_hex=body.header.hex(),
-                        unencrypted_sha256=body.plain_sha256,
-                        archived_sha256=body.body_sha256,
-                    ),
-                )
-            sda_database.map_dataset(self.sda_dsn, dataset_id, accessions)
+            record_dataset(self.sda_dsn, dataset_id, accessions, dataset.bodies, f"bench/{name}-{archive}", location)
         return dataset
 
     def remove_dataset_bodies(self, dataset: Dataset) -> None:
