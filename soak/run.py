@@ -59,7 +59,7 @@ from dagster._core.storage.tags import RUN_KEY_TAG  # noqa: E402
 from bpsync_dagster.jobs import DATASET_TAG, sync_dataset  # noqa: E402
 from bpsync_dagster.jobs.failures import failure_reason  # noqa: E402
 from bpsync_dagster.runs.liveness import process_alive, run_worker  # noqa: E402
-from bpsync_dagster.storage.sync import PARTIAL_SUFFIX  # noqa: E402
+from bpsync_dagster.storage.posix_sync import PARTIAL_SUFFIX  # noqa: E402
 from bpsync_dagster_tests.support import crypt4gh_files  # noqa: E402
 from bpsync_dagster_tests.support.daemon import Daemon  # noqa: E402
 from bpsync_dagster_tests.support.delaying_proxy import DelayingProxy, Pacing  # noqa: E402
