@@ -24,7 +24,7 @@ def copy_files_metadata(node: Node, dataset_id: str) -> dict:
     (output,) = [
         event.dagster_event
         for event in node.instance().all_logs(run.run_id, of_type=DagsterEventType.STEP_OUTPUT)
-        if event.dagster_event.step_key == "copy_files[0]"
+        if event.dagster_event.step_key == "synced_dataset.copy_files[0]"
     ]
     return output.step_output_data.metadata
 
