@@ -2,6 +2,9 @@
 
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from bpsync_dagster_tests.support.environment import SDA_DB_DATASETS_USER, Node
 
@@ -24,10 +27,18 @@ def test_sync_and_a_backfill_dry_run_print_no_python_warning(make_node) -> None:
     _assert_quiet(node.bpsync("backfill", "--dry-run"), "backfill --dry-run")
 
 
-def test_the_code_location_loads_with_dagster_preview_and_beta_warnings_as_errors(make_node) -> None:
+@pytest.mark.parametrize(("executor", "executor_name"), [("in_process", "in_process"), ("celery", "bpsync_celery")])
+def test_the_code_location_loads_with_dagster_preview_and_beta_warnings_as_errors(
+    make_node, tmp_path: Path, executor: str, executor_name: str
+) -> None:
     """In a fresh interpreter, as a code server loads it (`-W error::dagster.…` would be ignored: Python
-    reads -W before dagster can be imported)."""
+    reads -W before dagster can be imported), with each executor's definitions."""
     node: Node = make_node()
+    deployment = {
+        "BPSYNC_EXECUTOR": executor,
+        "BPSYNC_CELERY_BROKER_URL": "amqp://guest:guest@127.0.0.1:5672//",
+        "BPSYNC_STEP_STORAGE": str(tmp_path / "steps"),
+    }
     load = (
         "import warnings, dagster as dg\n"
         "warnings.simplefilter('error', dg.PreviewWarning)\n"
@@ -35,7 +46,10 @@ def test_the_code_location_loads_with_dagster_preview_and_beta_warnings_as_error
         "from bpsync_dagster.definitions import defs\n"
         "repository = defs().get_repository_def()\n"
         "repository.get_all_jobs(), repository.sensor_defs, repository.asset_checks_defs_by_key\n"
+        "print(repository.get_job('sync_dataset').executor_def.name)\n"
     )
-    result = subprocess.run([sys.executable, "-c", load], env=node.environment(), capture_output=True, text=True)
+    environment = {**node.environment(), **deployment}
+    result = subprocess.run([sys.executable, "-c", load], env=environment, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [executor_name], result.stdout
     assert "Warning" not in result.stderr, result.stderr
