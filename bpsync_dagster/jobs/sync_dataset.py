@@ -35,6 +35,11 @@ DEPLOYMENT = chosen_deployment()
 
 DATASET_TAG = "dataset_id"
 MAX_TABLE_ROWS = 5000
+# Below these a file's copy time is mostly per-file overhead (connections, the header, the rename),
+# so its rate would say nothing about throughput: the per-file table shows NO_RATE instead.
+MIN_RATE_BYTES = 1024**2
+MIN_RATE_SECONDS = 0.010
+NO_RATE = "—"
 DATASET_MEMBERSHIP_SKIPPED = (
     "skipped the check that every file belongs to this dataset: the SDA database role may not read "
     "sda.datasets (files mapped to different datasets in sda.file_dataset are still refused)"
@@ -235,7 +240,7 @@ def copy_files(
     outcomes.sort(key=lambda outcome: outcome.accession_id)
     context.add_output_metadata(
         {
-            **_copy_metadata(outcomes),
+            **copy_metadata(outcomes),
             "batch": f"{batch.index + 1} of {batch.count}",
             "peak_buffered_bytes": dg.MetadataValue.int(sync.budget.peak),
             "buffer_limit_bytes": dg.MetadataValue.int(sync.budget.limit),
@@ -268,7 +273,18 @@ def _log_progress(line: str | None, log_context: dict[str, str]) -> None:
         logger.info(line, extra=log_context)
 
 
-def _copy_metadata(outcomes: list[CopyOutcome]) -> dict[str, dg.MetadataValue]:
+def copy_rate(outcome: CopyOutcome) -> str:
+    """The file's copy rate in MB/s (MiB per second) as the per-file table shows it: NO_RATE for a
+    skipped file and for one under MIN_RATE_BYTES or MIN_RATE_SECONDS; one decimal below 10, none from 10,
+    so that the value stays as narrow as its column's name."""
+    if outcome.skipped or outcome.bytes_written < MIN_RATE_BYTES or outcome.seconds < MIN_RATE_SECONDS:
+        return NO_RATE
+    rate = outcome.megabytes_per_second
+    return f"{rate:.1f}" if rate < 10 else f"{rate:.0f}"
+
+
+def copy_metadata(outcomes: list[CopyOutcome]) -> dict[str, dg.MetadataValue]:
+    """A copy step's output metadata: counts, and a table with one row per file (at most MAX_TABLE_ROWS)."""
     copied = [outcome for outcome in outcomes if not outcome.skipped]
     seconds = max((outcome.seconds for outcome in copied), default=0.0)
     total = sum(outcome.bytes_written for outcome in copied)
@@ -278,11 +294,11 @@ def _copy_metadata(outcomes: list[CopyOutcome]) -> dict[str, dg.MetadataValue]:
                 {
                     "accession_id": escaped(outcome.accession_id),
                     "destination": escaped(outcome.destination),
-                    "action": "skipped" if outcome.skipped else "copied",
+                    "action": "skip" if outcome.skipped else "copy",
                     "bytes": outcome.bytes_written,
                     "seconds": round(outcome.seconds, 3),
-                    "MB/s": round(outcome.megabytes_per_second, 1),
-                    "checksum": "verified" if outcome.verified else "not verified",
+                    "MB/s": copy_rate(outcome),
+                    "checksum": "ok" if outcome.verified else "not verified",
                 }
             )
             for outcome in outcomes[:MAX_TABLE_ROWS]
@@ -294,7 +310,7 @@ def _copy_metadata(outcomes: list[CopyOutcome]) -> dict[str, dg.MetadataValue]:
                 dg.TableColumn("action", "string"),
                 dg.TableColumn("bytes", "int"),
                 dg.TableColumn("seconds", "float"),
-                dg.TableColumn("MB/s", "float"),
+                dg.TableColumn("MB/s", "string"),
                 dg.TableColumn("checksum", "string"),
             ]
         ),

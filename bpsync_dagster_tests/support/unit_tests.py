@@ -40,6 +40,7 @@ UNIT_TEST_MODULES = frozenset(
         "deployment/test_deploy_files.py",
         "deployment/test_ui_binding.py",
         "jobs/test_batching.py",
+        "jobs/test_copy_metadata.py",
         "jobs/test_executors.py",
         "jobs/test_progress.py",
         "jobs/test_retry_policies.py",

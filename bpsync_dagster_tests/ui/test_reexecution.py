@@ -115,9 +115,9 @@ def test_a_failed_cli_run_is_reexecuted_from_failure_through_the_webserver(
     assert (metadata["files_copied"], metadata["files_skipped"]) == (1, 2), metadata
     actions = {record["accession_id"]: record["action"] for record in metadata["files"]}
     assert actions == {
-        files[0].accession_id: "skipped",
-        files[1].accession_id: "skipped",
-        files[2].accession_id: "copied",
+        files[0].accession_id: "skip",
+        files[1].accession_id: "skip",
+        files[2].accession_id: "copy",
     }
 
     for item in files:
