@@ -16,6 +16,7 @@ the same values: they decide the job's executor and where its steps' outputs are
 """
 
 import os
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -90,7 +91,14 @@ def deployment(environ: Mapping[str, str] = os.environ) -> Deployment:
 
 def celery_executor() -> dg.ExecutorDefinition:
     """dagster-celery's executor on the broker of `BPSYNC_CELERY_BROKER_URL`, read from the environment."""
+    from celery.exceptions import DuplicateTaskNameWarning
     from dagster_celery import celery_executor as executor
+
+    # dagster-celery registers its one task again for every step it submits; Celery warns each time
+    # and keeps the first registration, which is the same function: nothing for an operator to act on.
+    warnings.filterwarnings(
+        "ignore", message="Task name 'execute_plan' is already registered", category=DuplicateTaskNameWarning
+    )
 
     return executor.configured(
         {"broker": {"env": BROKER_VARIABLE}, "config_source": CELERY_SETTINGS}, name="bpsync_celery"

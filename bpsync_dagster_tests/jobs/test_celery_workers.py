@@ -203,6 +203,7 @@ def test_two_celery_workers_copy_one_dataset_and_a_killed_worker_is_recovered(
             worker.process.stop()
 
     assert sync.returncode == 0, stdout + stderr
+    assert "Warning" not in stderr, stderr
     assert f"dataset {dataset_id} synced: " in stdout
     executions = events.executions()
     succeeded = events.succeeded()
