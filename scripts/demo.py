@@ -4,7 +4,7 @@
 archive, S3 sync storage on a local S3 server, a stand-in remote sync API, the SDA RabbitMQ
 topology in a vhost of its own), syncs a first dataset with `bpsync sync`, starts the Dagster
 webserver and daemon, publishes a mapping message for a second dataset, waits until the sensor's run
-has synced it, prints a summary and serves until Ctrl-C or SIGTERM. Each start begins afresh.
+has synced it, prints a summary and serves until Ctrl-C, SIGTERM or SIGHUP. Each start begins afresh.
 
 `demo.py publish` seeds and publishes another dataset to the demo that serves, and waits for its run.
 `demo.py clean` removes everything the demo made: its directory, databases, roles, vhost and user.
@@ -528,7 +528,8 @@ def make_node(demo: Demo, admin: Admin, s3_endpoint: str, remote_url: str, remot
         },
     }
     (demo.directory / "config.yaml").write_text(
-        "# The demo node's configuration; its secrets are in the file env beside it.\n"
+        "# The demo node's configuration; its secrets are in the file env beside it, except the key of the\n"
+        "# demo's local S3 server (storage entries are read from this file only).\n"
         + yaml.safe_dump(config, sort_keys=False)
     )
     environment = {
@@ -842,6 +843,8 @@ def options(demo: Demo) -> str:
         given.append(f" --dir {shlex.quote(str(demo.directory))}")
     if demo.name != DEFAULT_NAME:
         given.append(f" --name {demo.name}")
+    if demo.port != DEFAULT_PORT:
+        given.append(f" --port {demo.port}")
     return "".join(given)
 
 

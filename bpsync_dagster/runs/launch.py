@@ -53,7 +53,9 @@ def create_sync_run(
         job_def=job.get_definition(),
         run_config={
             **sync_run_config(accession_ids, parallel_files, batch_limits),
-            "loggers": {"console": {"config": {"log_level": "INFO"}}},
+            # The run's events stay in its event log; on the terminal `bpsync` prints its steps and the
+            # service's own log lines, once, and a failure as one line without Dagster's traceback.
+            "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
         },
         tags={**(tags or {}), DATASET_TAG: dataset_id, PARTITION_TAG: dataset_id},
         remote_job_origin=remote_origin(),
