@@ -53,3 +53,19 @@ def test_the_code_location_loads_with_dagster_preview_and_beta_warnings_as_error
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [executor_name], result.stdout
     assert "Warning" not in result.stderr, result.stderr
+
+
+def test_a_sync_prints_each_line_once_and_a_failed_one_its_cause_without_a_traceback(make_node) -> None:
+    node: Node = make_node("posix", "posix")
+    dataset_id = node.dataset_id("once")
+    node.add_dataset(dataset_id, [("once.c4gh", b"o" * 100)])
+
+    synced = node.sync_mapped(dataset_id)
+    failed = node.sync_with_a_missing_body("loud").result
+
+    assert synced.returncode == 0, synced.stderr
+    assert synced.stderr.count(f"dataset {dataset_id}: manifest accepted by") == 1, synced.stderr
+    assert failed.returncode == 1
+    assert "Traceback" not in failed.stderr and "STEP_FAILURE" not in failed.stderr, failed.stderr
+    (failure,) = [line for line in failed.stderr.splitlines() if "sync failed in step" in line]
+    assert failure.startswith("bpsync: dataset ") and "does not exist" in failure
