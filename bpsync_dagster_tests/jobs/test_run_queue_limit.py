@@ -8,7 +8,7 @@ import dagster as dg
 import pytest
 
 from bpsync_dagster.inventory import syncs_a_dataset
-from bpsync_dagster.runs.launch import LAUNCHED_BY_TAG
+from bpsync_dagster.runs.launch import LAUNCHED_BY_TAG, create_sync_run
 from bpsync_dagster_tests.support.daemon import Daemon, wait_until
 from bpsync_dagster_tests.support.environment import SDA_DB_DATASETS_USER, Node
 
@@ -74,4 +74,46 @@ def test_queued_syncs_run_no_more_than_max_concurrent_runs_at_once(make_isolated
     assert overlap == LIMIT, f"{overlap} runs were in progress at once with max_concurrent_runs {LIMIT}"
     assert node.remote.faults_pending == 0
     for item in files:
+        assert node.decrypt_synced(item.path) == item.plaintext
+
+
+def test_runs_of_one_dataset_wait_for_each_other_while_another_dataset_runs_beside_them(
+    make_isolated_node, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shipped limit on `dagster/partition`: never two runs of one dataset at once, whoever queued them."""
+    node: Node = make_isolated_node(max_concurrent_runs=10)
+    repeated, other = node.dataset_id("repeated"), node.dataset_id("other")
+    files = {
+        repeated: node.add_dataset(repeated, [("repeated.c4gh", b"r" * 2000)]),
+        other: node.add_dataset(other, [("o.c4gh", b"o")]),
+    }
+    node.remote.fail_next_by_hanging(4, POST_SECONDS)
+    instance = node.configure_this_process(monkeypatch)
+    runs = [
+        create_sync_run(instance, dataset_id, [item.accession_id for item in files[dataset_id]], 4)
+        for dataset_id in (repeated, repeated, repeated, other)
+    ]
+    for run in runs:
+        instance.submit_run(run.run_id, workspace=None)
+
+    with Daemon(node.environment(), tmp_path / "daemon.log"):
+        wait_until(
+            lambda: all(run.is_finished for run in instance.get_runs(dg.RunsFilter(job_name="sync_dataset"))),
+            120,
+            "the queued runs to finish",
+        )
+
+    finished = instance.get_runs(dg.RunsFilter(job_name="sync_dataset"))
+    failures = [
+        entry.message
+        for run in finished
+        for entry in instance.all_logs(
+            run.run_id, of_type={dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.RUN_FAILURE}
+        )
+    ]
+    assert [run.status for run in finished] == [dg.DagsterRunStatus.SUCCESS] * 4, failures
+    intervals = {run.run_id: launched_until_done(instance, run.run_id) for run in finished}
+    assert max_overlap([intervals[run.run_id] for run in runs[:3]]) == 1, "two runs of one dataset overlapped"
+    assert max_overlap(list(intervals.values())) == 2, "the other dataset waited for the repeated one"
+    for item in [*files[repeated], *files[other]]:
         assert node.decrypt_synced(item.path) == item.plaintext
