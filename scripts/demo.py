@@ -821,7 +821,7 @@ def summary(demo: Demo, state: dict[str, Any], synced: list[tuple[str, str, str]
         f"ready in {time.monotonic() - started:.0f} s. Synced to s3://{SYNC_BUCKET_PREFIX}1 on {state['s3_endpoint']}, "
         "every object decrypted with the receiver's key and compared:",
         *(f"  {dataset_id}  by {how:<24} run {run_id[:8]}" for dataset_id, how, run_id in synced),
-        f"Dagster UI:  {demo.ui}/runs  (open a run, select the step copy_files: its per-file metadata)",
+        f"Dagster UI:  {demo.ui}/runs  (open a run, select a step copy_files[…]: its per-file metadata)",
         f"             {demo.ui}/assets/synced_dataset  (the inventory: one partition per dataset)",
         f"             {demo.ui}/automation  (dataset_mapping_sensor and its ticks)",
         f"bpsync:      {use_line(demo)}",
