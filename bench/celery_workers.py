@@ -35,6 +35,7 @@ import daemon_runs  # noqa: E402
 import run as bench_run  # noqa: E402
 from dagster import DagsterEventType, DagsterInstance  # noqa: E402
 
+from bpsync_dagster.jobs.sync_dataset import is_copy_step  # noqa: E402
 from bpsync_dagster_tests.support import crypt4gh_files  # noqa: E402
 from bpsync_dagster_tests.support.environment import (  # noqa: E402
     ARCHIVE_BUCKET,
@@ -78,7 +79,7 @@ def copy_phase(instance: DagsterInstance, run_id: str) -> tuple[float, int]:
     starts, ends, copied = [], [], 0
     for entry in instance.all_logs(run_id):
         event = entry.dagster_event
-        if event is None or not (event.step_key or "").startswith("copy_files["):
+        if event is None or not is_copy_step(event.step_key or ""):
             continue
         if event.event_type == DagsterEventType.STEP_START:
             starts.append(entry.timestamp)

@@ -558,6 +558,8 @@ class Bench:
     def _run_facts(self, run_id: str, measured: Measured) -> dict[str, object]:
         from dagster import DagsterEventType
 
+        from bpsync_dagster.jobs.sync_dataset import op_step_key
+
         logs = self.instance.all_logs(run_id)
         facts: dict[str, object] = {"run_id": run_id, "events": len(logs)}
         steps: dict[str, dict[str, float]] = {}
@@ -568,7 +570,7 @@ class Bench:
             if event.step_key:
                 # Steps by op name inside the synced_dataset graph; the copy batches (copy_files[0],
                 # copy_files[1], ...) count as one step, first start to last end.
-                name = (event.step_key.partition(".")[2] or event.step_key).partition("[")[0]
+                name = op_step_key(event.step_key).partition("[")[0]
                 step = steps.setdefault(name, {})
                 if event.event_type == DagsterEventType.STEP_START:
                     step.setdefault("start", entry.timestamp)

@@ -58,6 +58,7 @@ from dagster._core.storage.tags import RUN_KEY_TAG  # noqa: E402
 
 from bpsync_dagster.jobs import DATASET_TAG, sync_dataset  # noqa: E402
 from bpsync_dagster.jobs.failures import failure_reason  # noqa: E402
+from bpsync_dagster.jobs.sync_dataset import op_step_key  # noqa: E402
 from bpsync_dagster.runs.liveness import process_alive, run_worker  # noqa: E402
 from bpsync_dagster.storage.posix_sync import PARTIAL_SUFFIX  # noqa: E402
 from bpsync_dagster_tests.support import crypt4gh_files  # noqa: E402
@@ -458,7 +459,7 @@ def step_events(instance: dg.DagsterInstance, run_id: str) -> tuple[list[str], s
 
 def _op(entry: dg.EventLogEntry) -> str:
     """The op a step event is of, without the `synced_dataset.` graph prefix of its step key."""
-    return (entry.step_key or "?").rpartition(".")[2]
+    return op_step_key(entry.step_key or "?")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from dagster import DagsterEvent, DagsterEventType, DagsterInstance, DagsterRun
 from bpsync_dagster.dagster_internals import execute_run_events
 from bpsync_dagster.jobs import DATASET_TAG
 from bpsync_dagster.jobs.failures import failure_reason, innermost_message
-from bpsync_dagster.jobs.sync_dataset import is_copy_step
+from bpsync_dagster.jobs.sync_dataset import is_copy_step, op_step_key
 from bpsync_dagster.runs.launch import reconstructable_job
 from bpsync_dagster.runs.liveness import announce_worker
 
@@ -21,7 +21,7 @@ def execute_with_progress(instance: DagsterInstance, run: DagsterRun) -> int:
     outputs: dict[str, dict[str, object]] = {}
     failure: DagsterEvent | None = None
     for event in execute_run_events(reconstructable_job(), run, instance):
-        step = _step_name(event.step_key)
+        step = op_step_key(event.step_key or "")
         if event.event_type == DagsterEventType.STEP_START:
             print(f"  {step} ...", flush=True)
         elif event.event_type == DagsterEventType.STEP_OUTPUT:
@@ -34,7 +34,7 @@ def execute_with_progress(instance: DagsterInstance, run: DagsterRun) -> int:
             failure = event
     finished = instance.get_run_by_id(run.run_id)
     if failure is not None or finished is None or not finished.is_success:
-        where = f" in step {_step_name(failure.step_key)}" if failure and failure.step_key else ""
+        where = f" in step {op_step_key(failure.step_key)}" if failure and failure.step_key else ""
         reason = failure_reason(failure) if failure else "the run did not succeed"
         print(f"bpsync: dataset {dataset_id}: sync failed{where}: {reason}", file=sys.stderr)
         print(f"bpsync: re-execute it from failure with: bpsync reexecute {run.run_id}", file=sys.stderr)
@@ -50,8 +50,3 @@ def execute_with_progress(instance: DagsterInstance, run: DagsterRun) -> int:
         f"manifest accepted by {posted.get('remote_url')} (HTTP {posted.get('remote_http_status')})"
     )
     return 0
-
-
-def _step_name(step_key: str | None) -> str | None:
-    """A step's key without the `synced_dataset.` graph prefix: `copy_files[0]`, `post_manifest`."""
-    return (step_key or "").partition(".")[2] or step_key

@@ -258,9 +258,14 @@ def _begun_before(context: dg.OpExecutionContext) -> bool:
     return sum(record.event_log_entry.step_key == step_key for record in starts) > 1
 
 
+def op_step_key(step_key: str) -> str:
+    """A step's key inside the `synced_dataset` graph, as `bpsync` prints it: `copy_files[0]`, `post_manifest`."""
+    return step_key.removeprefix(f"{synced_dataset.node_def.name}.")
+
+
 def is_copy_step(step_key: str) -> bool:
     """Whether a step of the run copies a batch (`copy_files[0]`, `copy_files[1]`, ...)."""
-    return step_key.partition("[")[0].rsplit(".", 1)[-1] == copy_files.name
+    return op_step_key(step_key).partition("[")[0] == copy_files.name
 
 
 def all_outcomes(batches: list[list[CopyOutcome]]) -> list[CopyOutcome]:

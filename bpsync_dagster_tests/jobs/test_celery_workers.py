@@ -21,7 +21,7 @@ from bpsync_dagster.jobs.executors import (
     STEP_STORAGE_ENDPOINT_VARIABLE,
     STEP_STORAGE_VARIABLE,
 )
-from bpsync_dagster.jobs.sync_dataset import is_copy_step
+from bpsync_dagster.jobs.sync_dataset import is_copy_step, op_step_key
 from bpsync_dagster_tests.support.environment import ARCHIVE_BUCKET, SECRETS, Node, make_dagster_home
 from bpsync_dagster_tests.support.interruptible_s3_server import InterruptibleS3Server
 from bpsync_dagster_tests.support.processes import ServiceProcess
@@ -111,20 +111,15 @@ class RunEvents:
                 continue
             worker = event.engine_event_data.metadata.get("Celery worker")
             if worker is not None and is_copy_step(event.step_key):
-                executions.append((entry.timestamp, _op_step(event.step_key), str(worker.value).split("@")[0]))
+                executions.append((entry.timestamp, op_step_key(event.step_key), str(worker.value).split("@")[0]))
         return executions
 
     def succeeded(self) -> set[str]:
         return {
-            _op_step(entry.dagster_event.step_key)
+            op_step_key(entry.dagster_event.step_key)
             for entry in self.entries()
             if entry.dagster_event is not None and entry.dagster_event.event_type == DagsterEventType.STEP_SUCCESS
         }
-
-
-def _op_step(step_key: str | None) -> str:
-    """A step's key inside the synced_dataset graph: `copy_files[0]`."""
-    return (step_key or "").removeprefix("synced_dataset.")
 
 
 def wait_for(condition: Callable[[], object], what: str, timeout: float, sync: subprocess.Popen[str]) -> None:
