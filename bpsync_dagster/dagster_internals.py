@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator, Sequence
 
 from dagster import AssetKey, DagsterEvent, DagsterInstance, DagsterRun, Definitions, JobDefinition
+from dagster._core.definitions.assets.job.asset_job import IMPLICIT_ASSET_JOB_NAME
 from dagster._core.definitions.reconstruct import ReconstructableJob, ReconstructableRepository
 from dagster._core.events import EngineEventData, JobFailureData, RunFailureReason
 from dagster._core.execution.api import create_execution_plan, execute_run_iterator
@@ -19,11 +20,13 @@ from dagster._core.remote_origin import (
     RemoteJobOrigin,
     RemoteRepositoryOrigin,
 )
+from dagster._core.scheduler.instigation import InstigatorType
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from dagster._core.utils import make_new_backfill_id
 from dagster._utils.error import SerializableErrorInfo
 
 __all__ = [
+    "IMPLICIT_ASSET_JOB_NAME",
     "PARTITION_TAG",
     "RESUME_RETRY_TAG",
     "ROOT_RUN_ID_TAG",
@@ -38,6 +41,7 @@ __all__ = [
     "SerializableErrorInfo",
     "create_resume_retry_run",
     "execute_run_events",
+    "sensor_cursors",
     "submit_partition_backfill",
     "unexpected_termination",
     "workspace_job",
@@ -54,6 +58,7 @@ ROOT_RUN_ID_TAG = "dagster/root_run_id"
 RESUME_RETRY_TAG = "dagster/is_resume_retry"
 PARTITION_TAG = "dagster/partition"
 
+# IMPLICIT_ASSET_JOB_NAME: the job of a partition backfill or a materialization launched from the UI; not exported.
 # EngineEventData: the data `DagsterInstance.report_engine_event` takes (a worker's pid); not exported.
 # SerializableErrorInfo: the type of the errors step failure and retry events carry; not exported.
 # ReconstructableJob: the type `workspace_job` returns; `dg.reconstructable` returns one but Dagster exports no name for it.
@@ -146,3 +151,15 @@ def submit_partition_backfill(
     )
     instance.add_backfill(backfill)
     return backfill.backfill_id
+
+
+def sensor_cursors(instance: DagsterInstance, sensor_name: str) -> list[str]:
+    """The cursors the daemon stored for sensors named `sensor_name` (one per code location that has
+    one). Dagster reads a sensor's state only by its selector (location, repository and name), built
+    from a loaded workspace, and exports no `InstigatorType` to list the states by kind."""
+    states = instance.all_instigator_state(instigator_type=InstigatorType.SENSOR)
+    return [
+        state.instigator_data.cursor
+        for state in states
+        if state.name == sensor_name and state.instigator_data is not None and state.instigator_data.cursor
+    ]

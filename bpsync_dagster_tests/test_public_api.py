@@ -57,6 +57,7 @@ LAYERS = [
     ["dagster_internals", "resources", "inventory", "jobs"],
     ["runs"],
     ["sensors"],
+    ["metrics"],
     ["definitions", "cli"],
 ]
 

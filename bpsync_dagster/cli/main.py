@@ -1,4 +1,4 @@
-"""The `bpsync` command: `sync`, `reexecute`, `check` and `backfill`."""
+"""The `bpsync` command: `sync`, `reexecute`, `check`, `backfill` and `metrics`."""
 
 import argparse
 import logging
@@ -11,6 +11,7 @@ from dagster import DagsterInstance
 from bpsync_dagster.c4gh import KeyLoadError, load_node_keys
 from bpsync_dagster.cli.backfill_command import NoRunQueue, backfill, parse_since
 from bpsync_dagster.cli.check_command import check
+from bpsync_dagster.cli.metrics_command import CannotListen, serve_metrics
 from bpsync_dagster.cli.sync_command import execute_with_progress
 from bpsync_dagster.configuration import ConfigError, Settings, load_settings, start_logging
 from bpsync_dagster.configuration.loader import config_location
@@ -28,6 +29,12 @@ def _instance() -> DagsterInstance:
     if not os.environ.get("DAGSTER_HOME"):
         raise DagsterHomeNotSet("DAGSTER_HOME is not set: set it to the folder that holds dagster.yaml")
     return DagsterInstance.get()
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"--port must be a TCP port (0 to 65535), not {text!r}")
+    return int(text)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -51,6 +58,13 @@ def _parser() -> argparse.ArgumentParser:
         "--since", type=parse_since, help="a date or ISO timestamp: also datasets last synced before it"
     )
     backfill.add_argument("--dry-run", action="store_true", help="only list the datasets")
+    metrics = commands.add_parser(
+        "metrics", help="serve Prometheus metrics on /metrics, read from Dagster's instance and the broker"
+    )
+    metrics.add_argument("--port", type=_port, required=True, help="TCP port to listen on (0: any free one)")
+    metrics.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)"
+    )
     return parser
 
 
@@ -67,6 +81,11 @@ def _run(arguments: argparse.Namespace) -> int:
     if arguments.command == "backfill":
         instance = _instance()
         return backfill(instance, _settings(), arguments.since, arguments.dry_run)
+    if arguments.command == "metrics":
+        instance = _instance()
+        # Pooled connections, and no scrape held up by a query longer than 30 s.
+        instance.optimize_for_webserver(statement_timeout=30_000, pool_recycle=3600, max_overflow=2)
+        return serve_metrics(instance, _settings(), arguments.host, arguments.port)
     if arguments.command == "sync":
         check_id("dataset_id", arguments.dataset_id)
         for accession_id in arguments.accession_ids:
@@ -105,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         NoRunQueue,
         DatabaseError,
         DagsterHomeNotSet,
+        CannotListen,
     ) as error:
         print(f"bpsync: {error}", file=sys.stderr)
         return 2

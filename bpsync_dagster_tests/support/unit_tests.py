@@ -45,6 +45,7 @@ UNIT_TEST_MODULES = frozenset(
         "jobs/test_progress.py",
         "jobs/test_retry_policies.py",
         "jobs/test_run_queue_limit.py",
+        "metrics/test_values.py",
         "remote_api/test_manifest.py",
         "remote_api/test_manifest_properties.py",
         "remote_api/test_url.py",
