@@ -12,6 +12,7 @@ from bpsync_dagster.resources import RESOURCES
 from bpsync_dagster_tests.support.daemon import Daemon, wait_until
 from bpsync_dagster_tests.support.environment import SDA_DB_DATASETS_USER, Node
 from bpsync_dagster_tests.support.metrics_exporter import MetricsExporter, key
+from bpsync_dagster_tests.support.monitoring_files import names_not_exported
 from bpsync_dagster_tests.support.rabbitmq import topology
 from bpsync_dagster_tests.support.sensor_state import cursor_on
 
@@ -46,6 +47,13 @@ def test_a_sync_a_failed_sync_and_an_audit_move_their_metrics(
             )
             assert audit.success
             after_audit = exporter.scrape()
+            port = exporter.url.rsplit(":", 1)[1].split("/")[0]
+            taken = node.bpsync("metrics", "--port", port, timeout=120)
+
+    assert taken.returncode == 2
+    assert taken.stderr.strip().splitlines() == [
+        f"bpsync: metrics: cannot listen on 127.0.0.1:{port}: Address already in use"
+    ]
 
     assert before[key("bpsync_source_up", source="dagster_instance")] == 1
     assert before[key("bpsync_source_up", source="broker")] == 1
@@ -75,8 +83,15 @@ def test_a_sync_a_failed_sync_and_an_audit_move_their_metrics(
     assert after_audit[key("bpsync_audit_last_run_timestamp_seconds")] >= started
 
 
-def test_messages_published_while_no_daemon_runs_show_as_the_sensors_lag(make_isolated_node, tmp_path: Path) -> None:
+def test_messages_published_while_no_daemon_runs_show_as_the_sensors_lag(
+    make_isolated_node, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """And once a dataset is synced and audited too, the scrape holds every metric deploy/'s alert rules
+    and dashboard use."""
     node: Node = make_isolated_node()
+    node.database_user = SDA_DB_DATASETS_USER  # the audit lists the local datasets
+    dataset_id = node.dataset_id("one")
+    node.add_dataset(dataset_id, [("one.c4gh", b"one" * 100)])
     with topology(node.prefix, "stream") as names:
         node.extra_env = {"BROKER_QUEUE": names.mapping_queue, "BROKER_EXCHANGE": names.exchange}
         names.publish({"type": "mapping", "dataset_id": "ELSEWHERE-1", "accession_ids": ["ELSEWHERE-1-F"]})
@@ -98,6 +113,13 @@ def test_messages_published_while_no_daemon_runs_show_as_the_sensors_lag(make_is
             later = exporter.scrape()
             scraped = time.time()
 
+            assert node.sync_mapped(dataset_id).returncode == 0
+            audit = audit_sync.execute_in_process(
+                instance=node.configure_this_process(monkeypatch), resources=RESOURCES
+            )
+            assert audit.success
+            complete = exporter.scrape()
+
     assert idle[key("bpsync_sensor_lag_messages", **queue)] == 0
     assert idle[key("bpsync_sensor_oldest_unhandled_message_age_seconds", **queue)] == 0
     assert waiting[key("bpsync_sensor_lag_messages", **queue)] == 3
@@ -107,3 +129,5 @@ def test_messages_published_while_no_daemon_runs_show_as_the_sensors_lag(make_is
     assert 2.5 <= age <= scraped - published + 1.5, age
     later_age = later[key("bpsync_sensor_oldest_unhandled_message_age_seconds", **queue)]
     assert 2 <= later_age - age <= 4, (age, later_age)
+
+    assert names_not_exported({name for name, _ in complete}) == {}

@@ -2,12 +2,8 @@
 exposition of every family, the sensor's lag and the search of a stream message's write time."""
 
 import bisect
-from collections.abc import Iterator
 
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import Metric
-from prometheus_client.parser import text_string_to_metric_families
 
 from bpsync_dagster.metrics.values import (
     AuditFindings,
@@ -17,28 +13,9 @@ from bpsync_dagster.metrics.values import (
     Snapshot,
     SyncTally,
     find_write_time,
-    metric_families,
     unhandled_messages,
 )
-
-
-class _Fixed:
-    def __init__(self, snapshot: Snapshot) -> None:
-        self._snapshot = snapshot
-
-    def collect(self) -> Iterator[Metric]:
-        return metric_families(self._snapshot)
-
-
-def _samples(snapshot: Snapshot) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    registry = CollectorRegistry()
-    registry.register(_Fixed(snapshot))
-    text = generate_latest(registry).decode()
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
+from bpsync_dagster_tests.support.metrics_exporter import exposition
 
 
 def _snapshot(**changes: object) -> Snapshot:
@@ -62,7 +39,7 @@ def test_ended_syncs_are_counted_by_outcome_with_their_files_bytes_and_durations
     tally.add(EndedSync(Outcome.FAILURE, 3.0, files_copied=1, bytes_copied=10))
     tally.add(EndedSync(Outcome.CANCELED, None))
 
-    samples = _samples(_snapshot(tally=tally))
+    samples = exposition(_snapshot(tally=tally))
 
     assert samples[("bpsync_datasets_synced_total", (("outcome", "success"),))] == 2
     assert samples[("bpsync_datasets_synced_total", (("outcome", "failure"),))] == 1
@@ -84,7 +61,7 @@ def test_ended_syncs_are_counted_by_outcome_with_their_files_bytes_and_durations
 
 
 def test_every_source_shows_in_its_families() -> None:
-    samples = _samples(_snapshot())
+    samples = exposition(_snapshot())
 
     assert samples[("bpsync_sync_runs", (("state", "queued"),))] == 3
     assert samples[("bpsync_sync_runs", (("state", "running"),))] == 1
@@ -102,7 +79,7 @@ def test_every_source_shows_in_its_families() -> None:
 
 
 def test_a_source_not_read_is_reported_down_and_its_values_left_out() -> None:
-    samples = _samples(
+    samples = exposition(
         _snapshot(
             tally=None,
             runs_by_state=None,

@@ -2,11 +2,15 @@
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import requests
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
+from bpsync_dagster.metrics.values import Snapshot, metric_families
 from bpsync_dagster_tests.support.environment import Node, assert_no_secret
 from bpsync_dagster_tests.support.processes import read_line
 
@@ -16,6 +20,30 @@ Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 def key(name: str, **labels: str) -> tuple[str, tuple[tuple[str, str], ...]]:
     """A sample's key in `Samples`."""
     return name, tuple(sorted(labels.items()))
+
+
+def parse(text: str) -> Samples:
+    """The samples of a Prometheus text exposition."""
+    return {
+        key(sample.name, **sample.labels): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+class _SnapshotCollector:
+    def __init__(self, snapshot: Snapshot) -> None:
+        self._snapshot = snapshot
+
+    def collect(self) -> Iterator[Metric]:
+        return metric_families(self._snapshot)
+
+
+def exposition(snapshot: Snapshot) -> Samples:
+    """The samples a scrape of `snapshot` would show, exposed and parsed as Prometheus does."""
+    registry = CollectorRegistry()
+    registry.register(_SnapshotCollector(snapshot))
+    return parse(generate_latest(registry).decode())
 
 
 class MetricsExporter:
@@ -58,8 +86,4 @@ class MetricsExporter:
         return response.text
 
     def scrape(self) -> Samples:
-        return {
-            key(sample.name, **sample.labels): sample.value
-            for family in text_string_to_metric_families(self.scrape_text())
-            for sample in family.samples
-        }
+        return parse(self.scrape_text())

@@ -38,6 +38,7 @@ UNIT_TEST_MODULES = frozenset(
         "configuration/test_sizes.py",
         "configuration/test_spellings.py",
         "deployment/test_deploy_files.py",
+        "deployment/test_monitoring_files.py",
         "deployment/test_ui_binding.py",
         "jobs/test_batching.py",
         "jobs/test_copy_metadata.py",
