@@ -23,6 +23,7 @@ from prometheus_client.registry import Collector
 from bpsync_dagster.broker.client import BrokerError, BrokerSession, QueueKind, StreamPosition, detect_queue_kind
 from bpsync_dagster.configuration import Settings
 from bpsync_dagster.dagster_internals import IMPLICIT_ASSET_JOB_NAME, WILL_RETRY_TAG, sensor_cursors
+from bpsync_dagster.errors import SyncError
 from bpsync_dagster.inventory import MATCHES_SDA_CHECK, SYNC_JOB_NAME, SYNCED_DATASET, syncs_a_dataset
 from bpsync_dagster.jobs.audit_sync import audit_sync
 from bpsync_dagster.jobs.sync_dataset import is_copy_step
@@ -57,7 +58,7 @@ QUEUED = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.QUEUED]
 RUNNING = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 
 
-class _OutOfTime(Exception):
+class _OutOfTime(SyncError):
     """The scrape's broker budget was spent before a read answered."""
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bpsync_dagster.jobs.audit_sync import audit_sync
+from bpsync_dagster.metrics.collector import BROKER_BUDGET_SECONDS
 from bpsync_dagster.resources import RESOURCES
 from bpsync_dagster_tests.support.daemon import Daemon, wait_until
 from bpsync_dagster_tests.support.environment import SDA_DB_DATASETS_USER, Node
@@ -119,6 +120,8 @@ def test_messages_published_while_no_daemon_runs_show_as_the_sensors_lag(
             )
             assert audit.success
             complete = exporter.scrape()
+            print(f"scrapes took {', '.join(f'{seconds:.2f}' for seconds in exporter.scrape_seconds)} s")
+            assert max(exporter.scrape_seconds) < BROKER_BUDGET_SECONDS + 2
 
     assert idle[key("bpsync_sensor_lag_messages", **queue)] == 0
     assert idle[key("bpsync_sensor_oldest_unhandled_message_age_seconds", **queue)] == 0

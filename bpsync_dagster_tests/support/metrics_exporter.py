@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,6 +55,7 @@ class MetricsExporter:
         self._log_path = log_path
         self._process: subprocess.Popen[str] | None = None
         self.url = ""
+        self.scrape_seconds: list[float] = []
 
     def __enter__(self) -> "MetricsExporter":
         self._process = subprocess.Popen(
@@ -80,7 +82,9 @@ class MetricsExporter:
         return self._log_path.read_text(errors="replace") if self._log_path.exists() else ""
 
     def scrape_text(self) -> str:
+        started = time.monotonic()
         response = requests.get(self.url, timeout=30)
+        self.scrape_seconds.append(time.monotonic() - started)
         assert response.status_code == 200, response.text
         assert response.headers["Content-Type"].startswith("text/plain")
         return response.text
