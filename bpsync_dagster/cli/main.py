@@ -62,9 +62,7 @@ def _parser() -> argparse.ArgumentParser:
         "metrics", help="serve Prometheus metrics on /metrics, read from Dagster's instance and the broker"
     )
     metrics.add_argument("--port", type=_port, required=True, help="TCP port to listen on (0: any free one)")
-    metrics.add_argument(
-        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)"
-    )
+    metrics.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     return parser
 
 

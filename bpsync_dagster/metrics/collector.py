@@ -101,12 +101,15 @@ class SyncMetricsCollector(Collector):
             logger.error(f"metrics: Dagster's instance not read: {type(error).__name__}: {error}")
             instance_read = False
             runs, last_success, audit, cursor = None, None, None, None
-        try:
-            lag = self._sensor_lag(cursor) if instance_read else None
-            broker_read = lag is not None
-        except (BrokerError, OSError) as error:
-            logger.error(f"metrics: broker.queue {self._settings.broker.queue} not read: {error}")
-            lag, broker_read = None, False
+        # Without the sensor's cursor there is no lag to tell: the broker is not asked.
+        lag, broker_read = None, None
+        if instance_read:
+            try:
+                lag, broker_read = self._sensor_lag(cursor), True
+            except Exception as error:
+                detail = str(error) if isinstance(error, BrokerError) else f"{type(error).__name__}: {error}"
+                logger.error(f"metrics: broker.queue {self._settings.broker.queue} not read: {detail}")
+                broker_read = False
         return Snapshot(
             tally=self._tally if instance_read else None,
             runs_by_state=runs,

@@ -123,13 +123,15 @@ class Snapshot:
     audit: AuditFindings | None
     lag: SensorLag | None
     instance_read: bool
-    broker_read: bool
+    # None: not asked (the instance was not read, so the sensor's cursor is unknown).
+    broker_read: bool | None
 
 
 def metric_families(snapshot: Snapshot) -> Iterator[Metric]:
     up = GaugeMetricFamily("bpsync_source_up", "1 if the scrape could read this source, 0 if not", labels=["source"])
     up.add_metric(["dagster_instance"], 1.0 if snapshot.instance_read else 0.0)
-    up.add_metric(["broker"], 1.0 if snapshot.broker_read else 0.0)
+    if snapshot.broker_read is not None:
+        up.add_metric(["broker"], 1.0 if snapshot.broker_read else 0.0)
     yield up
     if snapshot.tally is not None:
         yield from _tally_families(snapshot.tally)

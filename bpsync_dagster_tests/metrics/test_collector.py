@@ -51,6 +51,12 @@ def test_a_sync_a_failed_sync_and_an_audit_move_their_metrics(
             port = exporter.url.rsplit(":", 1)[1].split("/")[0]
             taken = node.bpsync("metrics", "--port", port, timeout=120)
 
+        # Another exporter, started afresh, with no broker to read: the instance's values are all there.
+        node.extra_env["BROKER_PORT"] = "1"
+        with MetricsExporter(node, tmp_path / "metrics-restarted.log") as restarted:
+            without_broker = restarted.scrape()
+        assert "broker.queue" in restarted.log() and "cannot connect" in restarted.log()
+
     assert taken.returncode == 2
     assert taken.stderr.strip().splitlines() == [
         f"bpsync: metrics: cannot listen on 127.0.0.1:{port}: Address already in use"
@@ -82,6 +88,12 @@ def test_a_sync_a_failed_sync_and_an_audit_move_their_metrics(
     # The failed dataset, and those of other tests in the shared SDA database, never synced here.
     assert after_audit[key("bpsync_audit_datasets", result="never_synced")] >= 1
     assert after_audit[key("bpsync_audit_last_run_timestamp_seconds")] >= started
+
+    assert without_broker[key("bpsync_source_up", source="broker")] == 0
+    assert without_broker[key("bpsync_source_up", source="dagster_instance")] == 1
+    assert {name: value for name, value in without_broker.items() if name[0] != "bpsync_source_up"} == {
+        name: value for name, value in after_audit.items() if name[0] != "bpsync_source_up"
+    }
 
 
 def test_messages_published_while_no_daemon_runs_show_as_the_sensors_lag(

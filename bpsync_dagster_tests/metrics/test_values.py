@@ -87,14 +87,19 @@ def test_a_source_not_read_is_reported_down_and_its_values_left_out() -> None:
             audit=None,
             lag=None,
             instance_read=False,
-            broker_read=False,
+            broker_read=None,
         )
     )
 
-    assert samples == {
-        ("bpsync_source_up", (("source", "broker"),)): 0.0,
-        ("bpsync_source_up", (("source", "dagster_instance"),)): 0.0,
-    }
+    assert samples == {("bpsync_source_up", (("source", "dagster_instance"),)): 0.0}
+
+
+def test_a_broker_not_read_is_reported_down_beside_the_instance_values() -> None:
+    samples = exposition(_snapshot(lag=None, broker_read=False))
+
+    assert samples[("bpsync_source_up", (("source", "broker"),))] == 0
+    assert samples[("bpsync_source_up", (("source", "dagster_instance"),))] == 1
+    assert not [name for name, _ in samples if name.startswith(("bpsync_sensor_", "bpsync_stream_"))]
 
 
 def test_positions_only_move_forward() -> None:
