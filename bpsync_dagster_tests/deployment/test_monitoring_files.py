@@ -2,6 +2,10 @@
 metrics `bpsync metrics` exports (its families as built for a scrape; `metrics/test_collector.py`
 checks them against a real one)."""
 
+import shutil
+import subprocess
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -104,3 +108,75 @@ def test_the_dashboard_is_an_importable_grafana_dashboard() -> None:
         assert position["x"] + position["w"] <= 24, panel["title"]
         if panel["type"] != "row":
             assert panel["targets"] and panel["datasource"]["uid"] == "${datasource}", panel["title"]
+
+
+PROMTOOL_TESTS = """
+rule_files: [{rules}]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'bpsync_datasets_synced_total{{outcome="failure"}}'
+        values: '0 0 1 1 1'
+      - series: 'bpsync_audit_datasets{{result="drifted"}}'
+        values: '0 0 2 2 2'
+    alert_rule_test:
+      - eval_time: 1m
+        alertname: BpsyncSyncFailed
+        exp_alerts: []
+      - eval_time: 4m
+        alertname: BpsyncSyncFailed
+        exp_alerts:
+          - exp_labels: {{severity: warning, outcome: failure}}
+      - eval_time: 1m
+        alertname: BpsyncAuditFoundDrift
+        exp_alerts: []
+      - eval_time: 4m
+        alertname: BpsyncAuditFoundDrift
+        exp_alerts:
+          - exp_labels: {{severity: warning, result: drifted}}
+  - interval: 1m
+    input_series:
+      - series: 'bpsync_sensor_lag_messages{{queue="mapping_stream", kind="stream"}}'
+        values: '1+1x40'
+      - series: 'bpsync_sensor_lag_messages{{queue="falling", kind="stream"}}'
+        values: '40-1x39'
+    alert_rule_test:
+      - eval_time: 10m
+        alertname: BpsyncSensorLagGrowing
+        exp_alerts: []
+      - eval_time: 35m
+        alertname: BpsyncSensorLagGrowing
+        exp_alerts:
+          - exp_labels: {{severity: warning, queue: mapping_stream, kind: stream}}
+  - interval: 1m
+    input_series:
+      - series: 'bpsync_last_successful_sync_timestamp_seconds'
+        values: '600x1600'
+    alert_rule_test:
+      - eval_time: 20h
+        alertname: BpsyncNoSuccessfulSync
+        exp_alerts: []
+      - eval_time: 25h
+        alertname: BpsyncNoSuccessfulSync
+        exp_alerts:
+          - exp_labels: {{severity: warning}}
+"""
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed (apt-get install prometheus)")
+def test_promtool_accepts_the_rules_and_the_example_and_the_rules_fire(tmp_path: Path) -> None:
+    for command in (["check", "rules", str(ALERT_RULES)], ["check", "config", str(PROMETHEUS_CONFIG)]):
+        result = subprocess.run(["promtool", *command], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stdout + result.stderr
+    # The rules without their annotations, which promtool would compare as rendered text.
+    rules = load_yaml(ALERT_RULES)
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            rule.pop("annotations")
+    bare_rules = tmp_path / "bpsync-alerts.yml"
+    bare_rules.write_text(yaml.safe_dump(rules))
+    tests = tmp_path / "bpsync-alerts-test.yml"
+    tests.write_text(PROMTOOL_TESTS.format(rules=bare_rules))
+    result = subprocess.run(["promtool", "test", "rules", str(tests)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
