@@ -399,8 +399,8 @@ def test_config_yaml_loads_with_the_compose_environment(
     assert settings.database.host == "sda-db" and settings.database.port == 5432
     assert settings.database.database == sda_db["POSTGRES_DB"]
     assert (settings.database.user, settings.database.password) == (
-        sda_db["POSTGRES_USER"],
-        sda_db["POSTGRES_PASSWORD"],
+        sda_db["SDA_DB_SYNC_USER"],
+        sda_db["SDA_DB_SYNC_PASSWORD"],
     )
     assert settings.database.sslmode == "disable"
     minio = service_env(services["minio"], env_example)
