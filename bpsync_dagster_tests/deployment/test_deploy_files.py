@@ -36,6 +36,7 @@ from bpsync_dagster.runs import launch
 from bpsync_dagster.sda_database import SdaDatabase
 from bpsync_dagster.sda_database.client import MINIMUM_SCHEMA_VERSION
 from bpsync_dagster_tests.support import sda_database
+from bpsync_dagster_tests.support.container_image import build_module
 from bpsync_dagster_tests.support.environment import PROJECT_ROOT, Node
 
 DEPLOY = PROJECT_ROOT / "deploy"
@@ -231,15 +232,33 @@ def test_env_example_holds_placeholders_only(env_example: dict[str, str]) -> Non
     assert ".env" in (DEPLOY / ".gitignore").read_text().split()
 
 
-def test_images_build_from_the_project_dockerfile(services: dict) -> None:
-    images = set()
-    for name in IMAGE_SERVICES:
-        build = services[name]["build"]
-        context = (DEPLOY / build["context"]).resolve()
-        assert context == PROJECT_ROOT
-        assert (context / build["dockerfile"]).is_file()
-        images.add(services[name]["image"])
-    assert len(images) == 1, "one image for the code server, webserver, daemon and config renderer"
+def test_the_image_is_built_once_from_the_project_dockerfile(services: dict) -> None:
+    builders = [name for name, service in services.items() if "build" in service]
+    assert builders == [CONFIG_SERVICE], "one service builds the image; the others only run it"
+    build = services[CONFIG_SERVICE]["build"]
+    context = (DEPLOY / build["context"]).resolve()
+    assert context == PROJECT_ROOT
+    assert (context / build["dockerfile"]).is_file()
+    assert {services[name]["image"] for name in IMAGE_SERVICES} == {"bpsync-dagster:local"}
+    assert build_module().DEFAULT_TAG == "bpsync-dagster:local", "scripts/build-image tags the compose image"
+    for name in DAGSTER_SERVICES:
+        assert services[name]["pull_policy"] == "never", f"{name} runs the image built here, never a pulled one"
+    # Every service that runs the image starts after the one that builds it.
+    assert services[CODE_SERVICE]["depends_on"][CONFIG_SERVICE]["condition"] == "service_completed_successfully"
+    for name in ("dagster-webserver", "dagster-daemon"):
+        assert CODE_SERVICE in services[name]["depends_on"]
+
+
+def test_the_build_script_names_the_image_after_what_the_dockerfile_copies() -> None:
+    copied = {
+        source.rstrip("/")
+        for keyword, rest in dockerfile_instructions()
+        if keyword == "COPY"
+        for source in [argument for argument in shlex.split(rest) if not argument.startswith("--")][:-1]
+    }
+    assert copied | {"Dockerfile"} == set(build_module().CONTEXT)
+    ignored = (PROJECT_ROOT / ".dockerignore").read_text().split()
+    assert not copied.intersection(ignored), "the build context holds every file the image is named after"
 
 
 def test_every_host_path_env_file_volume_and_config_exists(compose: dict, services: dict) -> None:
@@ -380,8 +399,8 @@ def test_config_yaml_loads_with_the_compose_environment(
     assert settings.database.host == "sda-db" and settings.database.port == 5432
     assert settings.database.database == sda_db["POSTGRES_DB"]
     assert (settings.database.user, settings.database.password) == (
-        sda_db["POSTGRES_USER"],
-        sda_db["POSTGRES_PASSWORD"],
+        sda_db["SDA_DB_SYNC_USER"],
+        sda_db["SDA_DB_SYNC_PASSWORD"],
     )
     assert settings.database.sslmode == "disable"
     minio = service_env(services["minio"], env_example)
