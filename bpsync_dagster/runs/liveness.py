@@ -37,9 +37,14 @@ class Worker:
 
 def announce_worker(instance: DagsterInstance, run: DagsterRun) -> None:
     """Record this process as the run's worker (for runs executed in the `bpsync` process)."""
-    host, pid = socket.gethostname(), os.getpid()
+    report_worker(instance, run, os.getpid(), "bpsync executes this run in process {pid} on {host}")
+
+
+def report_worker(instance: DagsterInstance, run: DagsterRun, pid: int, message: str) -> None:
+    """Record process `pid` of this host as the run's worker; `message` may name `{pid}` and `{host}`."""
+    host = socket.gethostname()
     instance.report_engine_event(
-        f"bpsync executes this run in process {pid} on {host}",
+        message.format(pid=pid, host=host),
         run,
         EngineEventData(metadata={PID_KEY: MetadataValue.text(str(pid)), HOST_KEY: MetadataValue.text(host)}),
     )
