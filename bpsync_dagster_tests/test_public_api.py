@@ -57,7 +57,7 @@ LAYERS = [
     ["dagster_internals", "resources", "inventory", "jobs"],
     ["runs"],
     ["sensors"],
-    ["definitions", "cli"],
+    ["definitions", "cli", "daemon"],
 ]
 
 
