@@ -112,6 +112,13 @@ LATENCY_VARIANTS = (
     Setting("DefaultRunCoordinator (no queue, no dataset_id limit)", _no_queue),
 )
 MANY_DATASETS_TIMEOUT = 420
+
+
+def many_timeout(count: int) -> int:
+    """Seconds to wait for the POSTs of `count` datasets published at once."""
+    return max(MANY_DATASETS_TIMEOUT, 4 * count)
+
+
 MANY_VARIANTS = (
     Setting("max_concurrent_runs 4", _max_runs(4)),
     Setting("max_concurrent_runs 20", _max_runs(20)),
@@ -385,7 +392,7 @@ def many_datasets(service: Service, count: int, progress: Progress) -> dict[str,
     for dataset in datasets:
         service.publish(dataset)
     published = time.time()
-    timeout = max(MANY_DATASETS_TIMEOUT, 4 * count)
+    timeout = many_timeout(count)
     posts = list(service.shared.posts.wait([dataset_id for dataset_id, _ in datasets], timeout).values())
     service.wait_for_runs_to_finish(300)
     records = service.run_records({dataset_id for dataset_id, _ in datasets})
@@ -446,7 +453,7 @@ def many_rows(case: str, count: int, result: dict[str, float], baseline: float |
         row(
             MANY,
             case,
-            f"datasets POSTed (within {MANY_DATASETS_TIMEOUT} s)",
+            f"datasets POSTed (within {many_timeout(count)} s)",
             result["posts"],
             "datasets",
             "datasets",
