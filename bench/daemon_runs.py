@@ -3,6 +3,7 @@
 
     python bench/daemon_runs.py            # every setting (about 20 minutes)
     python bench/daemon_runs.py --quick    # shipped settings only, 2 messages and 5 datasets, for CI
+    python bench/daemon_runs.py --variants launch --datasets 200   # the run launchers and the sensor loop (issue 17)
 
 Each setting gets a service of its own, built from the tests' support code
 (`bpsync_dagster_tests.support`): a `DAGSTER_HOME` whose `dagster.yaml` is the shipped one with the
@@ -81,6 +82,7 @@ class Setting:
     name: str
     dagster_yaml: Callable[[dict[str, Any]], None] | None = None
     env: dict[str, str] = field(default_factory=dict)
+    dagster_daemon: bool = False  # Dagster's `dagster-daemon` (sensor loop every 5 s), not the shipped command
 
 
 def _default_dequeue(config: dict[str, Any]) -> None:
@@ -90,6 +92,10 @@ def _default_dequeue(config: dict[str, Any]) -> None:
 
 def _no_queue(config: dict[str, Any]) -> None:
     config["run_coordinator"] = {"module": "dagster.core.run_coordinator", "class": "DefaultRunCoordinator"}
+
+
+def _default_launcher(config: dict[str, Any]) -> None:
+    config["run_launcher"] = {"module": "dagster.core.launcher", "class": "DefaultRunLauncher"}
 
 
 def _max_runs(limit: int) -> Callable[[dict[str, Any]], None]:
@@ -106,10 +112,25 @@ LATENCY_VARIANTS = (
     Setting("DefaultRunCoordinator (no queue, no dataset_id limit)", _no_queue),
 )
 MANY_DATASETS_TIMEOUT = 420
+
+
+def many_timeout(count: int) -> int:
+    """Seconds to wait for the POSTs of `count` datasets published at once."""
+    return max(MANY_DATASETS_TIMEOUT, 4 * count)
+
+
 MANY_VARIANTS = (
     Setting("max_concurrent_runs 4", _max_runs(4)),
     Setting("max_concurrent_runs 20", _max_runs(20)),
 )
+DEFAULT_LAUNCHER = Setting("DefaultRunLauncher (a new process per run)", _default_launcher)
+BEFORE = Setting("DefaultRunLauncher, dagster-daemon (5 s sensor loop)", _default_launcher, dagster_daemon=True)
+LAUNCH_VARIANTS = (
+    BEFORE,
+    DEFAULT_LAUNCHER,
+    Setting("dagster-daemon (5 s sensor loop)", dagster_daemon=True),
+)
+VARIANTS = {"settings": (LATENCY_VARIANTS, MANY_VARIANTS), "launch": (LAUNCH_VARIANTS, LAUNCH_VARIANTS[:2])}
 
 
 class PostClock:
@@ -243,7 +264,7 @@ class Service:
         }
         self.instance = self.node.instance()
         stack.callback(self.instance.dispose)
-        self.daemon = Daemon(self.node.environment(), directory / "daemon.log")
+        self.daemon = Daemon(self.node.environment(), directory / "daemon.log", setting.dagster_daemon)
         stack.callback(self.daemon.kill)
         started = time.monotonic()
         self.daemon.start()
@@ -371,7 +392,8 @@ def many_datasets(service: Service, count: int, progress: Progress) -> dict[str,
     for dataset in datasets:
         service.publish(dataset)
     published = time.time()
-    posts = list(service.shared.posts.wait([dataset_id for dataset_id, _ in datasets], MANY_DATASETS_TIMEOUT).values())
+    timeout = many_timeout(count)
+    posts = list(service.shared.posts.wait([dataset_id for dataset_id, _ in datasets], timeout).values())
     service.wait_for_runs_to_finish(300)
     records = service.run_records({dataset_id for dataset_id, _ in datasets})
     created = [record.create_timestamp.timestamp() for record in records]
@@ -431,7 +453,7 @@ def many_rows(case: str, count: int, result: dict[str, float], baseline: float |
         row(
             MANY,
             case,
-            f"datasets POSTed (within {MANY_DATASETS_TIMEOUT} s)",
+            f"datasets POSTed (within {many_timeout(count)} s)",
             result["posts"],
             "datasets",
             "datasets",
@@ -443,12 +465,23 @@ def many_rows(case: str, count: int, result: dict[str, float], baseline: float |
     ]
 
 
-def measure(workdir: Path, quick: bool, progress: Progress, parts: tuple[str, ...] = ("latency", "many")) -> list[Row]:
-    """Run every setting (only the shipped one with `quick`) and return the table rows.
+def measure(
+    workdir: Path,
+    quick: bool,
+    progress: Progress,
+    parts: tuple[str, ...] = ("latency", "many"),
+    variants: str = "settings",
+    datasets: int | None = None,
+    messages: int | None = None,
+) -> list[Row]:
+    """Run every setting of `variants` (only the shipped one with `quick`) and return the table rows.
 
     Each setting's rows also go to `progress` as soon as they are measured.
     """
-    messages, variant_messages, count = (2, 0, 5) if quick else (10, 5, 50)
+    shipped_messages, variant_messages, count = (2, 0, 5) if quick else (10, 5, 50)
+    shipped_messages, variant_messages = (messages, messages) if messages else (shipped_messages, variant_messages)
+    count = datasets or count
+    latency_variants, many_variants = VARIANTS[variants]
     rows: list[Row] = []
     many: list[Row] = []
 
@@ -458,16 +491,16 @@ def measure(workdir: Path, quick: bool, progress: Progress, parts: tuple[str, ..
 
     with shared_environment(workdir) as shared:
         with running(shared, SHIPPED, progress) as service:
-            times = latency(service, messages, progress)
+            times = latency(service, shipped_messages, progress)
             add(rows, latency_rows(SHIPPED.name, times, None))
             baseline = statistics.median(item.posted - item.published for item in times)
             if "many" in parts:
                 shipped_many = many_datasets(service, count, progress)
                 add(many, many_rows(SHIPPED.name, count, shipped_many, None))
-        for setting in LATENCY_VARIANTS if not quick and "latency" in parts else ():
+        for setting in latency_variants if not quick and "latency" in parts else ():
             with running(shared, setting, progress) as service:
                 add(rows, latency_rows(setting.name, latency(service, variant_messages, progress), baseline))
-        for setting in MANY_VARIANTS if not quick and "many" in parts else ():
+        for setting in many_variants if not quick and "many" in parts else ():
             with running(shared, setting, progress) as service:
                 result = many_datasets(service, count, progress)
                 add(many, many_rows(setting.name, count, result, shipped_many["last_post"]))
@@ -481,6 +514,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only", nargs="+", choices=("latency", "many"), default=["latency", "many"], help="run only these parts"
     )
+    parser.add_argument(
+        "--variants",
+        choices=sorted(VARIANTS),
+        default="settings",
+        help="settings: sensor interval, dequeue, coordinator, run limit; launch: run launcher and sensor loop",
+    )
+    parser.add_argument("--datasets", type=int, help="datasets published at once (default 50, 5 with --quick)")
+    parser.add_argument("--messages", type=int, help="latency messages per setting (default 10 shipped, 5 others)")
     parser.add_argument("--workdir", type=Path, help="parent of the temporary directory (default: $TMPDIR)")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up as on Ctrl-C
@@ -490,7 +531,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: [{time.monotonic() - started:6.0f} s] {message}", flush=True)
 
     with tempfile.TemporaryDirectory(prefix="bpsync-daemon-bench-", dir=args.workdir) as workdir:
-        rows = measure(Path(workdir), args.quick, progress, tuple(args.only))
+        rows = measure(
+            Path(workdir), args.quick, progress, tuple(args.only), args.variants, args.datasets, args.messages
+        )
     table = print_table(rows)
     print(f"\n{table}\n\nbench: done in {time.monotonic() - started:.0f} s", flush=True)
     if args.json:

@@ -9,12 +9,15 @@ import time
 from collections.abc import Iterator, Sequence
 
 from dagster import AssetKey, DagsterEvent, DagsterInstance, DagsterRun, Definitions, JobDefinition
+from dagster._cli.api import _execute_run_command_body
 from dagster._core.definitions.assets.job.asset_job import IMPLICIT_ASSET_JOB_NAME
 from dagster._core.definitions.reconstruct import ReconstructableJob, ReconstructableRepository
 from dagster._core.events import EngineEventData, JobFailureData, RunFailureReason
 from dagster._core.execution.api import create_execution_plan, execute_run_iterator
 from dagster._core.execution.backfill import PartitionBackfill
 from dagster._core.execution.plan.state import KnownExecutionState
+from dagster._core.instance.ref import InstanceRef
+from dagster._core.launcher import CheckRunHealthResult, LaunchRunContext, RunLauncher, WorkerStatus
 from dagster._core.remote_origin import (
     ManagedGrpcPythonEnvCodeLocationOrigin,
     RemoteJobOrigin,
@@ -23,7 +26,9 @@ from dagster._core.remote_origin import (
 from dagster._core.scheduler.instigation import InstigatorType
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from dagster._core.utils import make_new_backfill_id
+from dagster._serdes import ConfigurableClass, ConfigurableClassData
 from dagster._utils.error import SerializableErrorInfo
+from dagster._utils.interrupts import capture_interrupts
 
 __all__ = [
     "IMPLICIT_ASSET_JOB_NAME",
@@ -35,12 +40,21 @@ __all__ = [
     "SENSOR_NAME_TAG",
     "SYSTEM_TAG_PREFIX",
     "WILL_RETRY_TAG",
+    "CheckRunHealthResult",
+    "ConfigurableClass",
+    "ConfigurableClassData",
     "EngineEventData",
+    "InstanceRef",
+    "LaunchRunContext",
+    "RunLauncher",
+    "WorkerStatus",
     "ReconstructableJob",
     "RemoteJobOrigin",
     "SerializableErrorInfo",
     "create_resume_retry_run",
+    "execute_launched_run",
     "execute_run_events",
+    "run_dagster_daemon",
     "sensor_cursors",
     "submit_partition_backfill",
     "unexpected_termination",
@@ -63,6 +77,8 @@ PARTITION_TAG = "dagster/partition"
 # SerializableErrorInfo: the type of the errors step failure and retry events carry; not exported.
 # ReconstructableJob: the type `workspace_job` returns; `dg.reconstructable` returns one but Dagster exports no name for it.
 # RemoteJobOrigin: the type `workspace_job_origin` returns; not exported.
+# RunLauncher, LaunchRunContext, CheckRunHealthResult, WorkerStatus, ConfigurableClass, ConfigurableClassData,
+# InstanceRef: what a run launcher named in dagster.yaml implements and receives; Dagster exports only its own launchers.
 
 
 def unexpected_termination() -> JobFailureData:
@@ -116,6 +132,26 @@ def create_resume_retry_run(
         remote_job_origin=origin,
         job_code_origin=job.get_python_origin(),
     )
+
+
+def run_dagster_daemon(sensor_loop_seconds: float) -> None:
+    """The `dagster-daemon` command (arguments from `sys.argv`), its sensors evaluated every
+    `sensor_loop_seconds`: the daemon does so every 5 s (`MIN_INTERVAL_LOOP_TIME`, a module constant its
+    loop reads on each pass) whatever a sensor's `minimum_interval_seconds`, and no instance setting
+    changes it. Imported here, not at the top: only the daemon needs its command."""
+    from dagster._daemon import sensor
+    from dagster._daemon.cli import main
+
+    sensor.MIN_INTERVAL_LOOP_TIME = sensor_loop_seconds
+    main()
+
+
+def execute_launched_run(run_id: str, instance_ref: InstanceRef) -> None:
+    """Execute a launched run in this process, as `dagster api execute_run` does in the process a launcher
+    starts: it records the process's pid, runs the cancellation and metrics threads the instance asks
+    for, and turns SIGTERM into the run's interruption (CANCELED). The command's body has no public name."""
+    with capture_interrupts(), DagsterInstance.from_ref(instance_ref) as instance:
+        _execute_run_command_body(run_id, instance, lambda _event: None, set_exit_code_on_failure=False)
 
 
 def execute_run_events(job: ReconstructableJob, run: DagsterRun, instance: DagsterInstance) -> Iterator[DagsterEvent]:

@@ -58,7 +58,7 @@ LAYERS = [
     ["runs"],
     ["sensors"],
     ["metrics"],
-    ["definitions", "cli"],
+    ["definitions", "cli", "daemon"],
 ]
 
 

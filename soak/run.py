@@ -35,6 +35,7 @@ import os
 import random
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -386,7 +387,8 @@ class FaultInjector(threading.Thread):
         self.rng.shuffle(candidates)
         for run in candidates:
             worker = run_worker(self._instance, run.run_id)
-            if worker is None or worker.host is not None or not process_alive(worker.pid, worker.reported_at):
+            on_this_host = worker is not None and worker.host in (None, socket.gethostname())
+            if worker is None or not on_this_host or not process_alive(worker.pid, worker.reported_at):
                 continue
             steps = steps_running(self._instance, run.run_id)
             os.kill(worker.pid, signal.SIGKILL)
@@ -691,6 +693,8 @@ def failure_cause(instance: dg.DagsterInstance, run_id: str, killed_by_soak: boo
     )
     message = messages[failure_at][1] if failure_at >= 0 else ""
     engine_before = messages[failure_at - 1][1] if failure_at >= 1 else ""
+    if "is gone" in message and message.startswith("Detected run worker status"):
+        return "worker killed by the soak, failed by run monitoring" if killed_by_soak else f"monitoring: {message}"
     if "is gone" in message:
         return "worker killed by the soak, failed by dead_run_reaper" if killed_by_soak else f"reaper: {message}"
     if killed_by_soak and "signal 9" in engine_before:

@@ -37,9 +37,14 @@ class Worker:
 
 def announce_worker(instance: DagsterInstance, run: DagsterRun) -> None:
     """Record this process as the run's worker (for runs executed in the `bpsync` process)."""
-    host, pid = socket.gethostname(), os.getpid()
+    report_worker(instance, run, os.getpid(), "bpsync executes this run in process {pid} on {host}")
+
+
+def report_worker(instance: DagsterInstance, run: DagsterRun, pid: int, message: str) -> None:
+    """Record process `pid` of this host as the run's worker; `message` may name `{pid}` and `{host}`."""
+    host = socket.gethostname()
     instance.report_engine_event(
-        f"bpsync executes this run in process {pid} on {host}",
+        message.format(pid=pid, host=host),
         run,
         EngineEventData(metadata={PID_KEY: MetadataValue.text(str(pid)), HOST_KEY: MetadataValue.text(host)}),
     )
@@ -60,7 +65,8 @@ def run_worker(instance: DagsterInstance, run_id: str) -> Worker | None:
 
 
 def dead_worker(instance: DagsterInstance, run: DagsterRun) -> Worker | None:
-    """The run's worker if it is known to be gone: only a worker on this host can be checked."""
+    """The run's worker if it is known to be gone and left the run unfinished: only a worker on this host
+    can be checked."""
     worker = run_worker(instance, run.run_id)
     if worker is None:
         return None
@@ -71,7 +77,11 @@ def dead_worker(instance: DagsterInstance, run: DagsterRun) -> Worker | None:
             return None
     elif worker.host != socket.gethostname():
         return None
-    return None if process_alive(worker.pid, worker.reported_at) else worker
+    if process_alive(worker.pid, worker.reported_at):
+        return None
+    # Read again once the process is known gone: a run it finished in the meantime shows as finished.
+    current = instance.get_run_by_id(run.run_id)
+    return worker if current is not None and not current.is_finished else None
 
 
 def fail_dead_run(instance: DagsterInstance, run: DagsterRun, worker: Worker) -> None:

@@ -661,6 +661,7 @@ HELP_COMMANDS = (
     ("bpsync", "check", "--help"),
     ("dagster-webserver", "--help"),
     ("dagster-daemon", "run", "--help"),
+    ("python", "-m", "bpsync_dagster.daemon", "run", "--help"),
 )
 
 

@@ -1,5 +1,6 @@
 """The real `dagster-daemon` as a subprocess, on the test's Dagster instance."""
 
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -42,10 +43,13 @@ def wait_for_count(
 
 
 class Daemon(ServiceProcess):
-    """`dagster-daemon run -w workspace.yaml`: sensors, run queue, run monitoring."""
+    """`python -m bpsync_dagster.daemon run -w workspace.yaml`, the shipped daemon command: sensors (every
+    second), run queue, run monitoring. `dagster_command` runs Dagster's own `dagster-daemon` instead."""
 
-    def __init__(self, environment: dict[str, str], log_path: Path) -> None:
+    def __init__(self, environment: dict[str, str], log_path: Path, dagster_command: bool = False) -> None:
         super().__init__("dagster-daemon", ["run", *self.workspace_arguments()], environment, log_path)
+        if not dagster_command:
+            self._command = [sys.executable, "-m", "bpsync_dagster.daemon", "run", *self.workspace_arguments()]
 
     def __enter__(self) -> "Daemon":
         self.start()
