@@ -3,6 +3,7 @@ printed and logged meanwhile go above it."""
 
 import logging
 import os
+import sys
 import threading
 import time
 from collections import deque
@@ -77,10 +78,17 @@ class CopyLine:
 
 class LiveLine:
     """Draws `render()` (nothing while it is None) at the bottom of the terminal `stream` every
-    REDRAW_SECONDS. Lines printed with `print`, and the service's log lines (its stderr handler is
-    pointed through this while it is open), first clear it, and it is drawn again below them."""
+    REDRAW_SECONDS. Lines printed with `print`, and what is written to `sys.stderr` (the service's log
+    lines: `sys.stderr` and the log handlers already on it are pointed through this while it is open,
+    and a handler made meanwhile, as loading the definitions does, takes `sys.stderr`), first clear it,
+    and it is drawn again below them.
+
+    Both go to copies of the terminal's descriptors taken on entering: while a step runs, Dagster points
+    descriptors 1 and 2 into the step's captured-output files and copies those back to the terminal a
+    second later, which would put the live line into the files and the log lines after it."""
 
     def __init__(self, stream: TextIO, render: Callable[[], str | None], interval: float = REDRAW_SECONDS) -> None:
+        self._original_stream = stream
         self._stream = stream
         self._render = render
         self._interval = interval
@@ -88,13 +96,14 @@ class LiveLine:
         self._shown = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._redraw_until_stopped, name="bpsync-live-line", daemon=True)
-        self._handlers: list[tuple[logging.StreamHandler, TextIO]] = []
+        self._stderr = sys.stderr
+        self._above: _AboveTheLine | None = None
 
     def __enter__(self) -> "LiveLine":
-        for handler in logging.getLogger(SERVICE_LOGGER).handlers:
-            if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
-                self._handlers.append((handler, handler.stream))
-                handler.setStream(_AboveTheLine(self, handler.stream))  # type: ignore[arg-type]
+        self._stream = _copy_of(self._original_stream)
+        self._above = _AboveTheLine(self, self._stderr, _copy_of(self._stderr))
+        sys.stderr = self._above  # type: ignore[assignment]
+        self._point_handlers(self._stderr, self._above)
         self._thread.start()
         return self
 
@@ -105,8 +114,19 @@ class LiveLine:
         self._thread.join()
         with self._lock:
             self._clear()
-        for handler, stream in self._handlers:
-            handler.setStream(stream)
+            self._render = lambda: None
+        sys.stderr = self._stderr
+        self._point_handlers(self._above, self._stderr)
+        assert self._above is not None
+        self._above.terminal.close()
+        self._stream.close()
+        self._stream = self._original_stream
+
+    @staticmethod
+    def _point_handlers(old: object, new: object) -> None:
+        for handler in logging.getLogger(SERVICE_LOGGER).handlers:
+            if isinstance(handler, logging.StreamHandler) and handler.stream is old:
+                handler.setStream(new)
 
     def print(self, text: str) -> None:
         with self._lock:
@@ -145,18 +165,31 @@ class LiveLine:
         return columns or 80
 
 
-class _AboveTheLine:
-    """A log handler's stream that clears the live line before each write."""
+def _copy_of(stream: TextIO) -> TextIO:
+    """A line-buffered text stream on a copy of `stream`'s descriptor."""
+    return os.fdopen(
+        os.dup(stream.fileno()), "w", buffering=1, encoding=stream.encoding or "utf-8", errors="backslashreplace"
+    )
 
-    def __init__(self, line: LiveLine, target: TextIO) -> None:
+
+class _AboveTheLine:
+    """`stderr`, written to `terminal` (a copy of its descriptor): clears the live line before each
+    write and draws it again after each flush. Everything else, its descriptor included (which
+    Dagster's capture of a step's output points elsewhere), is `stderr`'s."""
+
+    def __init__(self, line: LiveLine, stderr: TextIO, terminal: TextIO) -> None:
         self._line = line
-        self._target = target
+        self._stderr = stderr
+        self.terminal = terminal
 
     def write(self, text: str) -> int:
         with self._line._lock:
             self._line._clear()
-            return self._target.write(text)
+            return self.terminal.write(text)
 
     def flush(self) -> None:
-        self._target.flush()
+        self.terminal.flush()
         self._line.redraw()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._stderr, name)

@@ -13,8 +13,8 @@ class BandwidthLimit:
     `take(n)` reserves `n` bytes at once and then sleeps, outside the lock, until the bucket has earned
     them, so that concurrent writers are served in the order they asked and the bytes let through by
     time t after the first write never exceed `bytes_per_second` × t: the bucket starts empty at the first
-    `take`, and saves at most BURST_SECONDS of the rate while nobody writes. `taken` counts every byte let through (also without a
-    limit), which is how far the sync's writes are."""
+    `take`, and saves at most BURST_SECONDS of the rate while nobody writes. `taken` counts every byte let through once its wait is
+    over (also without a limit): how far the sync's writes are."""
 
     def __init__(
         self,
@@ -39,15 +39,15 @@ class BandwidthLimit:
 
     def take(self, size: int) -> float:
         """Wait until `size` more bytes may be written; the seconds waited."""
+        wait = 0.0
+        if self.bytes_per_second:
+            with self._lock:
+                now = self._clock()
+                paid_until = now if self._paid_until is None else max(self._paid_until, now - self._burst)
+                self._paid_until = paid_until + size / self.bytes_per_second
+                wait = max(self._paid_until - now, 0.0)
+            if wait:
+                self._sleep(wait)
         with self._lock:
             self._taken += size
-            if not self.bytes_per_second:
-                return 0.0
-            now = self._clock()
-            paid_until = now if self._paid_until is None else max(self._paid_until, now - self._burst)
-            self._paid_until = paid_until + size / self.bytes_per_second
-            wait = self._paid_until - now
-        if wait > 0:
-            self._sleep(wait)
-            return wait
-        return 0.0
+        return wait

@@ -179,17 +179,25 @@ def test_on_a_terminal_a_live_line_shows_bytes_rate_files_and_eta(make_node) -> 
 
     assert status == 0, shown
     live = re.findall(
-        r"\r  copy_files\[0\]: ([\d.]+ \w+) of ([\d.]+ MiB), ([\d.]+ \w+)/s, (\d) of 4 files, ETA (\d+:\d\d|--:--)\x1b\[K",
+        r"\r  copy_files\[0\]: ([\d.]+ (?:B|KiB|MiB)) of 4 MiB, ([\d.]+) (B|KiB|MiB)/s, (\d) of 4 files, "
+        r"ETA (\d+:\d\d|--:--)\x1b\[K(.)",
         shown,
+        flags=re.DOTALL,
     )
-    assert len(live) >= 4, shown  # redrawn every half second over about four seconds
-    assert {files for *_, files, _eta in live} >= {"0", "3"} or len({done for done, *_ in live}) >= 4, live
-    assert any(eta != "--:--" for *_, eta in live), live
-    rates = [float(rate.split()[0]) for _, _, rate, _, _ in live if rate.endswith("KiB") or rate.endswith("MiB")]
-    assert rates, live
-    # The steps' lines stay as they were, each on a line of its own after the live line is cleared.
+    assert len(live) >= 6, shown  # redrawn every half second over about four seconds
+    assert len({done for done, *_ in live}) >= 4, live  # the bytes grow while files are still being copied
+    assert live[-1][0] == "4 MiB" and live[-1][3] == "4", live
+    assert any(eta not in ("--:--", "0:00") for *_, eta, _next in live), live
+    rates = [float(rate) * {"B": 1, "KiB": 1024, "MiB": MiB}[unit] for _, rate, unit, *_ in live]
+    assert any(0.5 * MiB <= rate <= 1.5 * MiB for rate in rates), live
+    # Whatever comes after the live line starts by going back to the start of the line.
+    assert {after for *_, after in live} == {"\r"}, live
+    # The steps' lines and the log lines stay as they were, each on a line of its own.
     plain = re.sub(r"\r[^\r\n]*\x1b\[K", "", shown).replace("\r\n", "\n")
     assert "  copy_files[0] ...\n" in plain and "  copy_files[0] done\n" in plain, plain
+    assert re.search(
+        r"\n[\d-]+ [\d:,]+ INFO bpsync_dagster.jobs.sync_dataset: dataset \S+: 4 of 4 files in place", plain
+    )
     assert f"bpsync: dataset {dataset_id} synced: 4 files copied" in plain
 
 
