@@ -25,7 +25,6 @@ def execute_with_progress(instance: DagsterInstance, run: DagsterRun) -> int:
     announce_worker(instance, run)
     outputs: dict[str, dict[str, object]] = {}
     failure: DagsterEvent | None = None
-    LIVE_COPIES.clear()
     copy_line = CopyLine(LIVE_COPIES.totals)
     live = sys.stdout.isatty()
     with LiveLine(sys.stdout, copy_line.render) if live else nullcontext() as line:

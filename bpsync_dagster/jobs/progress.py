@@ -8,7 +8,8 @@ together at most every `interval` seconds; each copy step's metadata keeps the f
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from bpsync_dagster.dataset_ids import escaped
@@ -92,17 +93,23 @@ class _Batch:
 
 class LiveCopies:
     """The copy steps under way in this process and how far each is, for `bpsync sync`'s live line
-    (with the in-process executor, its copy runs in `bpsync`'s process). A step run again (a retry)
-    replaces its earlier count."""
+    (with the in-process executor, its copy runs in `bpsync`'s process)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._batches: dict[str, _Batch] = {}
 
-    def start(self, step: str, files: int, total_bytes: int, written: Callable[[], int]) -> None:
-        """A copy step begins `files` files of `total_bytes` in all; `written` counts the bytes it wrote."""
+    @contextmanager
+    def copying(self, step: str, files: int, total_bytes: int, written: Callable[[], int]) -> Iterator[None]:
+        """A copy step copies `files` files of `total_bytes` in all while inside; `written` counts the
+        bytes it wrote."""
         with self._lock:
             self._batches[step] = _Batch(files, total_bytes, written)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._batches.pop(step, None)
 
     def finished(self, step: str, outcome: CopyOutcome) -> None:
         with self._lock:
@@ -121,10 +128,6 @@ class LiveCopies:
                 sum(batch.bytes_done() for batch in batches),
                 sum(batch.bytes_total for batch in batches),
             )
-
-    def clear(self) -> None:
-        with self._lock:
-            self._batches.clear()
 
 
 LIVE_COPIES = LiveCopies()

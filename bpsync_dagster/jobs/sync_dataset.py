@@ -210,9 +210,11 @@ def copy_files(
     progress = CopyProgress(batch.describe(), len(batch.files))
     step = op_step_key(_step_key(context))
     planned = sum(len(item.header) + (item.record.archive_file_size or 0) for item in batch.files)
-    LIVE_COPIES.start(step, len(batch.files), planned, lambda: sync.bandwidth.taken)
     log_context = {"dataset_id": dataset_id, "run_id": context.run_id}
-    with ThreadPoolExecutor(max_workers=config.parallel_files, thread_name_prefix="copy") as pool:
+    with (
+        LIVE_COPIES.copying(step, len(batch.files), planned, lambda: sync.bandwidth.taken),
+        ThreadPoolExecutor(max_workers=config.parallel_files, thread_name_prefix="copy") as pool,
+    ):
         pending = {
             pool.submit(copy_file, item.record, item.header, archive, sync, reuse_existing): item.record
             for item in batch.files
