@@ -49,10 +49,9 @@ class CopyLine:
         self._step: str | None = None
         self._started = 0.0
         self._samples: deque[tuple[float, int]] = deque()
-        self._last: str | None = None
 
     def begin(self, step: str) -> None:
-        self._step, self._started, self._last = step, self._clock(), None
+        self._step, self._started = step, self._clock()
         self._samples.clear()
 
     def end(self) -> None:
@@ -63,8 +62,8 @@ class CopyLine:
             return None
         now, totals = self._clock(), self._totals()
         if not totals.files_total:
-            # Before the copy begins or after it ended in this process, or while it runs in another.
-            return self._last or f"  {self._step}: running for {duration(now - self._started)}"
+            # Before the copy begins, or while it runs in another process.
+            return f"  {self._step}: running for {duration(now - self._started)}"
         self._samples.append((now, totals.bytes_done))
         while len(self._samples) > 2 and now - self._samples[1][0] >= RATE_WINDOW_SECONDS:
             self._samples.popleft()
@@ -72,11 +71,10 @@ class CopyLine:
         rate = (totals.bytes_done - bytes_then) / (now - then) if now > then else 0.0
         left = max(totals.bytes_total - totals.bytes_done, 0)
         eta = duration(left / rate) if rate > 0 else "--:--"
-        self._last = (
+        return (
             f"  {self._step}: {human_bytes(totals.bytes_done)} of {human_bytes(totals.bytes_total)}, "
             f"{human_bytes(rate)}/s, {totals.files_done} of {totals.files_total} files, ETA {eta}"
         )
-        return self._last
 
 
 class LiveLine:

@@ -90,10 +90,16 @@ class _Batch:
     def bytes_done(self) -> int:
         return self.bytes_skipped + self._written() - self._written_before
 
+    def freeze(self) -> None:
+        """Keep the count as it is now, and no longer what it was counted with."""
+        written = self._written()
+        self._written = lambda: written
+
 
 class LiveCopies:
-    """The copy steps under way in this process and how far each is, for `bpsync sync`'s live line
-    (with the in-process executor, its copy runs in `bpsync`'s process)."""
+    """The copy steps of this process and how far each is, for `bpsync sync`'s live line (with the
+    in-process executor, its copy runs in `bpsync`'s process): over the whole sync when its batches
+    run one after another."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -102,14 +108,15 @@ class LiveCopies:
     @contextmanager
     def copying(self, step: str, files: int, total_bytes: int, written: Callable[[], int]) -> Iterator[None]:
         """A copy step copies `files` files of `total_bytes` in all while inside; `written` counts the
-        bytes it wrote."""
+        bytes it wrote. Its figures stay in the totals once it is done, until the step runs again."""
+        batch = _Batch(files, total_bytes, written)
         with self._lock:
-            self._batches[step] = _Batch(files, total_bytes, written)
+            self._batches[step] = batch
         try:
             yield
         finally:
             with self._lock:
-                self._batches.pop(step, None)
+                batch.freeze()
 
     def finished(self, step: str, outcome: CopyOutcome) -> None:
         with self._lock:
