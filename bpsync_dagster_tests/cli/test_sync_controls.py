@@ -10,6 +10,7 @@ import sys
 import time
 
 import pytest
+from dagster import DagsterEventType
 
 from bpsync_dagster_tests.support.environment import Node
 
@@ -17,16 +18,21 @@ MiB = 1024 * 1024
 
 
 def sync_storage_state(node: Node) -> dict[str, str]:
-    """Every object in sync storage (temporary ones included) and the sha256 of its bytes."""
-    return {
-        name: hashlib.sha256(node.synced_object(name) or b"").hexdigest()
-        for name in node.visible_sync_names()
-        if node.sync == "s3" or not name.startswith(".")
-    } | (
-        {str(path.relative_to(node.sync_dir)): "partial" for path in node.sync_dir.rglob(".*") if path.is_file()}
-        if node.sync == "posix"
-        else {}
-    )
+    """Every file under the POSIX sync directory (temporary ones included), or every S3 sync bucket,
+    object and open multipart upload, with the sha256 of each object's bytes."""
+    if node.sync == "posix":
+        return {
+            str(path.relative_to(node.sync_dir)): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in node.sync_dir.rglob("*")
+            if path.is_file()
+        }
+    client = node.s3.client()
+    state = {name: hashlib.sha256(node.synced_object(name) or b"").hexdigest() for name in node.visible_sync_names()}
+    for bucket in node.sync_buckets():
+        state[f"bucket {bucket}"] = ""
+        for upload in client.list_multipart_uploads(Bucket=bucket).get("Uploads", []):
+            state[f"upload {upload['Key']}"] = upload["UploadId"]
+    return state
 
 
 @pytest.mark.parametrize("sync", ["posix", "s3"])
@@ -107,8 +113,6 @@ def test_a_dry_run_of_a_good_dataset_says_what_it_would_copy_and_the_sync_then_d
 
 def copy_seconds(node: Node, run_id: str) -> float:
     """How long the run's copy step took, from its start to its success in the event log."""
-    from dagster import DagsterEventType
-
     instance = node.instance()
     times = {}
     for kind in (DagsterEventType.STEP_START, DagsterEventType.STEP_SUCCESS):
