@@ -76,9 +76,12 @@ class SyncStorageResource(dg.ConfigurableResource):
 
     service_settings: ServiceSettingsResource
 
-    def client(self) -> SyncStorage:
+    def client(self, bandwidth_limit: int | None = None) -> SyncStorage:
+        """The sync storage, its writes capped at `bandwidth_limit` bytes per second (0: none) where
+        given, else at `sync.copy.bandwidthLimit`."""
         settings = self.service_settings.settings
-        return SyncStorage(settings.sync, settings.copy.buffer_limit)
+        limit = settings.copy.bandwidth_limit if bandwidth_limit is None else bandwidth_limit
+        return SyncStorage(settings.sync, settings.copy.buffer_limit, limit)
 
 
 class Crypt4ghKeysResource(dg.ConfigurableResource):

@@ -11,10 +11,13 @@ from dagster import DagsterInstance
 from bpsync_dagster.c4gh import KeyLoadError, load_node_keys
 from bpsync_dagster.cli.backfill_command import NoRunQueue, backfill, parse_since
 from bpsync_dagster.cli.check_command import check
+from bpsync_dagster.cli.dry_run_command import dry_run
 from bpsync_dagster.cli.metrics_command import CannotListen, serve_metrics
 from bpsync_dagster.cli.sync_command import execute_with_progress
 from bpsync_dagster.configuration import ConfigError, Settings, load_settings, start_logging
 from bpsync_dagster.configuration.loader import config_location
+from bpsync_dagster.configuration.settings import bandwidth_limit_problem
+from bpsync_dagster.configuration.sizes import parse_data_size
 from bpsync_dagster.dataset_ids import InvalidId, check_id
 from bpsync_dagster.errors import SyncError
 from bpsync_dagster.runs import launch, reexecute
@@ -37,6 +40,20 @@ def _port(text: str) -> int:
     return int(text)
 
 
+def bandwidth_limit(value: str) -> int:
+    """`--bwlimit`: bytes per second as a data size (`50MB`), `0` or `off` for no limit."""
+    if value.strip().lower() == "off":
+        return 0
+    try:
+        limit = parse_data_size(value, "--bwlimit")
+    except ConfigError as error:
+        raise argparse.ArgumentTypeError(error.problems[0].removeprefix("--bwlimit ")) from None
+    problem = bandwidth_limit_problem(limit)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return limit
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bpsync", description="Bigpicture dataset sync on Dagster.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -48,6 +65,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     sync.add_argument("--max-batch-files", type=int, help="files per copy batch (default: the executor's)")
     sync.add_argument("--max-batch-bytes", type=int, help="bytes per copy batch (default: the executor's)")
+    sync.add_argument(
+        "--bwlimit",
+        type=bandwidth_limit,
+        metavar="SIZE",
+        help="bytes per second the sync writes, over all its files, e.g. 50MB; 0 or off: no limit "
+        "(default: sync.copy.bandwidthLimit)",
+    )
+    sync.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list each file and what the sync would do with it, writing, posting and recording nothing",
+    )
     reexecute = commands.add_parser("reexecute", help="re-execute a failed run from its failed step")
     reexecute.add_argument("run_id")
     commands.add_parser("check", help="check the configuration, keys and every connection")
@@ -88,6 +117,8 @@ def _run(arguments: argparse.Namespace) -> int:
         check_id("dataset_id", arguments.dataset_id)
         for accession_id in arguments.accession_ids:
             check_id("accession ID", accession_id)
+        if arguments.dry_run:
+            return dry_run(_settings(), arguments.dataset_id, arguments.accession_ids)
     load_node_keys(_settings().crypt4gh)
     instance = _instance()
     # Keep one Postgres connection for the run's events instead of opening one per event.
@@ -102,7 +133,12 @@ def _run(arguments: argparse.Namespace) -> int:
             if value is not None
         }
         run = launch.create_sync_run(
-            instance, arguments.dataset_id, arguments.accession_ids, arguments.parallel_files, batch_limits=limits
+            instance,
+            arguments.dataset_id,
+            arguments.accession_ids,
+            arguments.parallel_files,
+            batch_limits=limits,
+            bandwidth_limit=arguments.bwlimit,
         )
     else:
         run = reexecute.create_reexecution_from_failure(instance, arguments.run_id)

@@ -1,13 +1,18 @@
 """`bpsync sync` and `bpsync reexecute`: a sync run executed in this process, recorded in the Dagster
-instance at `DAGSTER_HOME`, its steps printed as they start and end, and a summary."""
+instance at `DAGSTER_HOME`, its steps printed as they start and end, and a summary. On a terminal a
+live line under the steps shows how far the copy is."""
 
 import sys
+from collections.abc import Callable
+from contextlib import nullcontext
 
 from dagster import DagsterEvent, DagsterEventType, DagsterInstance, DagsterRun
 
+from bpsync_dagster.cli.live_line import CopyLine, LiveLine
 from bpsync_dagster.dagster_internals import execute_run_events
 from bpsync_dagster.jobs import DATASET_TAG
 from bpsync_dagster.jobs.failures import failure_reason, innermost_message
+from bpsync_dagster.jobs.progress import LIVE_COPIES
 from bpsync_dagster.jobs.sync_dataset import is_copy_step, op_step_key
 from bpsync_dagster.runs.launch import reconstructable_job
 from bpsync_dagster.runs.liveness import announce_worker
@@ -20,18 +25,27 @@ def execute_with_progress(instance: DagsterInstance, run: DagsterRun) -> int:
     announce_worker(instance, run)
     outputs: dict[str, dict[str, object]] = {}
     failure: DagsterEvent | None = None
-    for event in execute_run_events(reconstructable_job(), run, instance):
-        step = op_step_key(event.step_key or "")
-        if event.event_type == DagsterEventType.STEP_START:
-            print(f"  {step} ...", flush=True)
-        elif event.event_type == DagsterEventType.STEP_OUTPUT:
-            outputs[step] = {key: value.value for key, value in event.step_output_data.metadata.items()}
-        elif event.event_type == DagsterEventType.STEP_UP_FOR_RETRY:
-            print(f"  {step} will retry: {innermost_message(event.step_retry_data.error)}", flush=True)
-        elif event.event_type == DagsterEventType.STEP_SUCCESS:
-            print(f"  {step} done", flush=True)
-        elif event.event_type == DagsterEventType.STEP_FAILURE and failure is None:
-            failure = event
+    copy_line = CopyLine(LIVE_COPIES.totals)
+    live = sys.stdout.isatty()
+    with LiveLine(sys.stdout, copy_line.render) if live else nullcontext() as line:
+        say: Callable[[str], None] = line.print if line is not None else _print
+        for event in execute_run_events(reconstructable_job(), run, instance):
+            step = op_step_key(event.step_key or "")
+            if event.event_type == DagsterEventType.STEP_START:
+                say(f"  {step} ...")
+                if is_copy_step(step):
+                    copy_line.begin(step)
+            elif event.event_type == DagsterEventType.STEP_OUTPUT:
+                outputs[step] = {key: value.value for key, value in event.step_output_data.metadata.items()}
+            elif event.event_type == DagsterEventType.STEP_UP_FOR_RETRY:
+                copy_line.end()
+                say(f"  {step} will retry: {innermost_message(event.step_retry_data.error)}")
+            elif event.event_type == DagsterEventType.STEP_SUCCESS:
+                copy_line.end()
+                say(f"  {step} done")
+            elif event.event_type == DagsterEventType.STEP_FAILURE:
+                copy_line.end()
+                failure = failure or event
     finished = instance.get_run_by_id(run.run_id)
     if failure is not None or finished is None or not finished.is_success:
         where = f" in step {op_step_key(failure.step_key)}" if failure and failure.step_key else ""
@@ -50,3 +64,7 @@ def execute_with_progress(instance: DagsterInstance, run: DagsterRun) -> int:
         f"manifest accepted by {posted.get('remote_url')} (HTTP {posted.get('remote_http_status')})"
     )
     return 0
+
+
+def _print(text: str) -> None:
+    print(text, flush=True)

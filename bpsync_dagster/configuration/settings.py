@@ -30,6 +30,7 @@ SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full"
 CHUNK_SIZE_MIN = 5 * 1024**2
 CHUNK_SIZE_MAX = 1024**3
 BUFFER_LIMIT_MIN = 16 * 1024**2
+BANDWIDTH_LIMIT_MIN = 64 * 1024
 # An unquoted PostgreSQL identifier that needs no quoting or truncation.
 SQL_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _TRUE = ("true", "1", "yes", "on")
@@ -404,10 +405,26 @@ def _buffer_limit(limit: int, info: ValidationInfo) -> int:
     return limit
 
 
+def bandwidth_limit_problem(limit: int) -> str | None:
+    """Why `limit` (bytes per second) cannot cap a sync, or None: 0 (no limit) or at least 64KB."""
+    if 0 < limit < BANDWIDTH_LIMIT_MIN:
+        return f"must be 0 (no limit) or at least 64KB per second, not {limit} bytes"
+    return None
+
+
+def _bandwidth_limit(limit: int, info: ValidationInfo) -> int:
+    problem = bandwidth_limit_problem(limit)
+    if problem:
+        raise ConfigError(f"{_key(info)} {problem}")
+    return limit
+
+
 class CopySettings(_Settings):
-    """How a sync copies: `buffer_limit` bounds the bytes its copy buffers hold at once."""
+    """How a sync copies: `buffer_limit` bounds the bytes its copy buffers hold at once,
+    `bandwidth_limit` the bytes per second it writes to sync storage (0: no limit)."""
 
     buffer_limit: Annotated[Size, Key("sync.copy.bufferLimit"), _check(_buffer_limit)] = 512 * 1024 * 1024
+    bandwidth_limit: Annotated[Size, Key("sync.copy.bandwidthLimit"), _check(_bandwidth_limit)] = 0
 
 
 class LogSettings(_Settings):

@@ -18,7 +18,7 @@ from bpsync_dagster.inventory import DATASET_PARTITIONS, SYNC_JOB_NAME, SYNCED_D
 from bpsync_dagster.jobs.batching import MAX_BATCH_BYTES, MAX_BATCH_FILES, MIN_BATCH_BYTES, BatchLimits, plan_batches
 from bpsync_dagster.jobs.executors import chosen_deployment
 from bpsync_dagster.jobs.failures import COPY_RETRY, DATABASE_RETRY, REMOTE_API_RETRY, final_failures
-from bpsync_dagster.jobs.progress import CopyProgress
+from bpsync_dagster.jobs.progress import LIVE_COPIES, CopyProgress
 from bpsync_dagster.remote_api import build_manifest, manifest_sha256, validate_manifest
 from bpsync_dagster.resources import (
     ArchiveStorageResource,
@@ -60,6 +60,12 @@ class SyncRequest(dg.Config):
 
 class CopyConfig(dg.Config):
     parallel_files: int = Field(default=4, ge=1, le=64, description="Files of a batch copied at the same time.")
+    bandwidth_limit: int | None = Field(
+        default=None,
+        ge=0,
+        description="Bytes per second the batch writes to sync storage, over all its files (0: no limit); "
+        "unset: sync.copy.bandwidthLimit.",
+    )
 
 
 class BatchConfig(dg.Config):
@@ -197,13 +203,18 @@ def copy_files(
     objects on a retry, a re-execution, or a batch a lost worker had begun."""
     reuse_existing = context.retry_number > 0 or context.run.parent_run_id is not None or _begun_before(context)
     with final_failures():
-        archive, sync = archive_storage.client(), sync_storage.client()
+        archive, sync = archive_storage.client(), sync_storage.client(config.bandwidth_limit)
     outcomes: list[CopyOutcome] = []
     failures: list[tuple[FileRecord, BaseException]] = []
     dataset_id = batch.dataset_id
     progress = CopyProgress(batch.describe(), len(batch.files))
+    step = op_step_key(_step_key(context))
+    planned = sum(len(item.header) + (item.record.archive_file_size or 0) for item in batch.files)
     log_context = {"dataset_id": dataset_id, "run_id": context.run_id}
-    with ThreadPoolExecutor(max_workers=config.parallel_files, thread_name_prefix="copy") as pool:
+    with (
+        LIVE_COPIES.copying(step, len(batch.files), planned, lambda: sync.bandwidth.taken),
+        ThreadPoolExecutor(max_workers=config.parallel_files, thread_name_prefix="copy") as pool,
+    ):
         pending = {
             pool.submit(copy_file, item.record, item.header, archive, sync, reuse_existing): item.record
             for item in batch.files
@@ -217,6 +228,7 @@ def copy_files(
                     continue
                 outcome = future.result()
                 outcomes.append(outcome)
+                LIVE_COPIES.finished(step, outcome)
                 accession_id = escaped(record.accession_id)
                 logger.debug(
                     f"dataset {dataset_id} file {accession_id}: in place at {escaped(outcome.destination)}",
@@ -244,6 +256,7 @@ def copy_files(
             "batch": f"{batch.index + 1} of {batch.count}",
             "peak_buffered_bytes": dg.MetadataValue.int(sync.budget.peak),
             "buffer_limit_bytes": dg.MetadataValue.int(sync.budget.limit),
+            "bandwidth_limit_bytes_per_second": dg.MetadataValue.int(sync.bandwidth.bytes_per_second),
             "worker": f"{socket.gethostname()} pid {os.getpid()}",
         }
     )
@@ -253,9 +266,13 @@ def copy_files(
 def _begun_before(context: dg.OpExecutionContext) -> bool:
     """Whether this step started before in this run: a worker that died mid-batch handed it back
     to the broker, and another worker runs it again without a Dagster retry."""
-    step_key = f"{context.op_handle}[{context.get_mapping_key()}]"
+    step_key = _step_key(context)
     starts = context.instance.get_records_for_run(context.run_id, of_type=dg.DagsterEventType.STEP_START).records
     return sum(record.event_log_entry.step_key == step_key for record in starts) > 1
+
+
+def _step_key(context: dg.OpExecutionContext) -> str:
+    return f"{context.op_handle}[{context.get_mapping_key()}]"
 
 
 def op_step_key(step_key: str) -> str:
@@ -428,13 +445,22 @@ sync_dataset = dg.define_asset_job(
 
 
 def sync_run_config(
-    accession_ids: list[str], parallel_files: int | None = None, batch_limits: dict[str, int] | None = None
+    accession_ids: list[str],
+    parallel_files: int | None = None,
+    batch_limits: dict[str, int] | None = None,
+    bandwidth_limit: int | None = None,
 ) -> dict[str, object]:
     """Run config of a sync of the given files of the run's dataset (all of them when empty);
-    `batch_limits` (`max_batch_files`, `max_batch_bytes`) where not the executor's defaults."""
+    `batch_limits` (`max_batch_files`, `max_batch_bytes`) where not the executor's defaults,
+    `bandwidth_limit` (bytes per second, 0 for none) where not `sync.copy.bandwidthLimit`."""
     ops: dict[str, object] = {"fetch_file_records": {"config": {"accession_ids": list(accession_ids)}}}
-    if parallel_files is not None:
-        ops["copy_files"] = {"config": {"parallel_files": parallel_files}}
+    copy_config = {
+        name: value
+        for name, value in (("parallel_files", parallel_files), ("bandwidth_limit", bandwidth_limit))
+        if value is not None
+    }
+    if copy_config:
+        ops["copy_files"] = {"config": copy_config}
     if batch_limits:
         ops["plan_copy_batches"] = {"config": batch_limits}
     return {"ops": {synced_dataset.node_def.name: {"ops": ops}}}

@@ -44,6 +44,7 @@ def create_sync_run(
     parallel_files: int,
     tags: dict[str, str] | None = None,
     batch_limits: dict[str, int] | None = None,
+    bandwidth_limit: int | None = None,
 ) -> DagsterRun:
     """A run of the dataset's partition of `synced_dataset` (added if new), with `tags` besides the
     dataset's, to be executed by `bpsync` or submitted to the run queue."""
@@ -52,7 +53,7 @@ def create_sync_run(
     return instance.create_run_for_job(
         job_def=job.get_definition(),
         run_config={
-            **sync_run_config(accession_ids, parallel_files, batch_limits),
+            **sync_run_config(accession_ids, parallel_files, batch_limits, bandwidth_limit),
             # The run's events stay in its event log; on the terminal `bpsync` prints its steps and the
             # service's own log lines, once, and a failure as one line without Dagster's traceback.
             "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},

@@ -13,6 +13,7 @@ from bpsync_dagster.sda_database.records import (
     RecordError,
     check_records,
     destination_problem,
+    record_problems,
 )
 
 __all__ = [
@@ -26,4 +27,5 @@ __all__ = [
     "SdaDatabase",
     "check_records",
     "destination_problem",
+    "record_problems",
 ]

@@ -12,6 +12,7 @@ from botocore.client import BaseClient
 
 from bpsync_dagster.configuration import CopySettings, S3Storage, StorageSettings
 from bpsync_dagster.storage.allocation import return_large_buffers_when_freed
+from bpsync_dagster.storage.bandwidth_limit import BandwidthLimit
 from bpsync_dagster.storage.byte_budget import ByteBudget
 from bpsync_dagster.storage.errors import StorageError
 from bpsync_dagster.storage.placement import Location, Placement, Usage
@@ -24,10 +25,17 @@ class SyncStorage:
     """The sync entries in priority order; S3 entries roll over across `<bucket_prefix>1..max_buckets`.
 
     `budget` bounds the bytes the copies through this object hold in buffers at once (see `copy_file`);
-    freed buffers are returned to the system at once, so that the process's memory follows it."""
+    freed buffers are returned to the system at once, so that the process's memory follows it.
+    `bandwidth` caps the bytes per second they write together (0: no cap) and counts them."""
 
-    def __init__(self, settings: StorageSettings, buffer_limit: int = CopySettings().buffer_limit) -> None:
+    def __init__(
+        self,
+        settings: StorageSettings,
+        buffer_limit: int = CopySettings().buffer_limit,
+        bandwidth_limit: int = CopySettings().bandwidth_limit,
+    ) -> None:
         self.budget = ByteBudget(buffer_limit)
+        self.bandwidth = BandwidthLimit(bandwidth_limit)
         return_large_buffers_when_freed()
         self._locations: list[Location] = []
         self._usage: dict[int, Usage] = {}

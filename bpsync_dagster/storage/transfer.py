@@ -8,6 +8,7 @@ from typing import BinaryIO
 
 from bpsync_dagster.sda_database import FileRecord
 from bpsync_dagster.storage.archive import ArchivedBody, ArchiveStorage
+from bpsync_dagster.storage.bandwidth_limit import BandwidthLimit
 from bpsync_dagster.storage.errors import StorageError
 from bpsync_dagster.storage.placement import Placement
 from bpsync_dagster.storage.read_ahead import read_ahead
@@ -48,7 +49,8 @@ def copy_file(
     The body is checked while it streams: its length must equal the archive object's size and
     `archive_file_size`, and its sha256 the `ARCHIVED` checksum when the database has them (the
     outcome's `verified` says whether it had one). The copy waits until `sync.budget` has room for
-    its read-ahead chunks and its write buffer, and holds them until it is done.
+    its read-ahead chunks and its write buffer, and holds them until it is done; each write first
+    waits for `sync.bandwidth`.
     """
     started = time.monotonic()
     body = archive.body(record)
@@ -73,7 +75,7 @@ def copy_file(
             )
     placement = sync.place(key, total_size)
     with sync.budget.holding(CHUNKS_HELD * min(READ_SIZE, body_size) + placement.buffer_size(total_size)):
-        _write(placement, header, body, body_size, record.archived_sha256)
+        _write(placement, header, body, body_size, record.archived_sha256, sync.bandwidth)
     return CopyOutcome(
         record.accession_id,
         placement.describe(),
@@ -86,15 +88,22 @@ def copy_file(
 
 
 def _write(
-    placement: Placement, header: bytes, body: ArchivedBody, body_size: int, archived_sha256: str | None
+    placement: Placement,
+    header: bytes,
+    body: ArchivedBody,
+    body_size: int,
+    archived_sha256: str | None,
+    bandwidth: BandwidthLimit,
 ) -> None:
     staged = placement.stage(len(header) + body_size)
     try:
+        bandwidth.take(len(header))
         staged.write(header)
         copied, digest = 0, hashlib.sha256()
         with body.open() as stream, closing(read_ahead(stream, READ_SIZE, READ_AHEAD_DEPTH)) as chunks:
             for chunk in chunks:
                 digest.update(chunk)
+                bandwidth.take(len(chunk))
                 staged.write(chunk)
                 copied += len(chunk)
         if copied != body_size:

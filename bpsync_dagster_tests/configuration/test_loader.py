@@ -267,6 +267,22 @@ def test_the_copy_buffer_limit_is_512mb_unless_set_and_a_bad_one_is_named(tmp_pa
     )
 
 
+def test_the_bandwidth_limit_is_none_unless_set_and_a_bad_one_is_named(tmp_path: Path) -> None:
+    assert load(tmp_path, config()).copy.bandwidth_limit == 0
+    assert load(tmp_path, config(), SYNC_COPY_BANDWIDTHLIMIT="50MB").copy.bandwidth_limit == 50 * 1024**2
+    assert load(tmp_path, config(), SYNC_COPY_BANDWIDTHLIMIT="64KB").copy.bandwidth_limit == 64 * 1024
+
+    too_small = config_error(tmp_path, config(), SYNC_COPY_BANDWIDTHLIMIT="50")
+    assert too_small == (
+        "config: sync.copy.bandwidthLimit (env SYNC_COPY_BANDWIDTHLIMIT) must be 0 (no limit) or at least 64KB "
+        "per second, not 50 bytes"
+    )
+    not_a_size = config_error(tmp_path, config(), SYNC_COPY_BANDWIDTHLIMIT="fast")
+    assert not_a_size == (
+        "config: sync.copy.bandwidthLimit (env SYNC_COPY_BANDWIDTHLIMIT) must be a data size such as 50MB, not 'fast'"
+    )
+
+
 def test_the_remote_read_timeout_is_at_most_what_the_retry_budget_allows(tmp_path: Path) -> None:
     assert load(tmp_path, config()).remote.read_timeout_seconds == 30
     assert load(tmp_path, config(), SYNC_REMOTE_READTIMEOUT="5").remote.read_timeout_seconds == 5

@@ -93,6 +93,7 @@ SETTINGS = (
     Setting(("sync.audit.verifyChecksums",), "true", lambda s: s.audit.verify_checksums, True),
     Setting(("sync.audit.resyncDrifted",), "true", lambda s: s.audit.resync_drifted, True),
     Setting(("sync.copy.bufferLimit",), "1GB", lambda s: s.copy.buffer_limit, 1024**3),
+    Setting(("sync.copy.bandwidthLimit",), "50MB", lambda s: s.copy.bandwidth_limit, 50 * 1024**2),
 )
 FORMS = ("env", "yaml-nested", "yaml-dotted")
 

@@ -1,6 +1,6 @@
 """Progress lines of a dataset's copy: every file named once, few lines however many files."""
 
-from bpsync_dagster.jobs.progress import FILES_NAMED_PER_LINE, CopyProgress
+from bpsync_dagster.jobs.progress import FILES_NAMED_PER_LINE, CopyProgress, CopyTotals, LiveCopies
 from bpsync_dagster.storage import CopyOutcome
 
 
@@ -57,3 +57,25 @@ def test_a_slow_copy_reports_each_file_as_it_finishes() -> None:
         assert line is not None
         assert line.startswith(f"dataset DS-3: {count} of 3 files in place, {10 * count} bytes copied: F-{count - 1} ")
     assert progress.flush() is None
+
+
+def test_live_copies_count_the_bytes_written_and_the_files_of_each_step_and_keep_them() -> None:
+    live = LiveCopies()
+    written = [1000]  # the step's bandwidth counter, already past earlier copies
+
+    with live.copying("copy_files[0]", files=3, total_bytes=30, written=lambda: written[0]):
+        assert live.totals() == CopyTotals(0, 3, 0, 30)
+        written[0] += 7
+        assert live.totals() == CopyTotals(0, 3, 7, 30)
+        written[0] += 3
+        live.finished("copy_files[0]", outcome(1))
+        live.finished("copy_files[0]", outcome(2, skipped=True))
+        assert live.totals() == CopyTotals(2, 3, 20, 30)
+    written[0] += 500  # another step's bytes on the same counter
+
+    assert live.totals() == CopyTotals(2, 3, 20, 30)
+    with live.copying("copy_files[1]", files=1, total_bytes=5, written=lambda: written[0]):
+        written[0] += 5
+        assert live.totals() == CopyTotals(2, 4, 25, 35)
+    with live.copying("copy_files[0]", files=3, total_bytes=30, written=lambda: written[0]):  # a retry
+        assert live.totals() == CopyTotals(0, 4, 5, 35)

@@ -121,7 +121,11 @@ class S3Server(StartedService):
 
 
 def s3_sync_storage(
-    server: S3Endpoint, prefix: str, chunk_size: int, buffer_limit: int = CopySettings().buffer_limit
+    server: S3Endpoint,
+    prefix: str,
+    chunk_size: int,
+    buffer_limit: int = CopySettings().buffer_limit,
+    bandwidth_limit: int = CopySettings().bandwidth_limit,
 ) -> SyncStorage:
     """The service's sync storage on `server`: one S3 entry whose buckets are named `<prefix><n>`."""
     entry = S3Storage(
@@ -133,4 +137,4 @@ def s3_sync_storage(
         chunk_size=chunk_size,
         bucket_prefix=prefix,
     )
-    return SyncStorage(StorageSettings("sync", s3=(entry,)), buffer_limit)
+    return SyncStorage(StorageSettings("sync", s3=(entry,)), buffer_limit, bandwidth_limit)
