@@ -29,6 +29,7 @@ from bpsync_dagster.resources import (
 )
 from bpsync_dagster.sda_database import FileRecord, check_records
 from bpsync_dagster.storage import CopyOutcome, copy_file
+from bpsync_dagster.storage.transfer import SMALL_FILE_BYTES, small_files_in_flight
 
 logger = logging.getLogger(__name__)
 DEPLOYMENT = chosen_deployment()
@@ -203,9 +204,15 @@ def copy_files(
     dataset_id = batch.dataset_id
     progress = CopyProgress(batch.describe(), len(batch.files))
     log_context = {"dataset_id": dataset_id, "run_id": context.run_id}
-    with ThreadPoolExecutor(max_workers=config.parallel_files, thread_name_prefix="copy") as pool:
+    small_in_flight = small_files_in_flight(sync)
+    with (
+        ThreadPoolExecutor(max_workers=config.parallel_files, thread_name_prefix="copy") as pool,
+        ThreadPoolExecutor(max_workers=max(small_in_flight, 1), thread_name_prefix="copy-small") as small_pool,
+    ):
         pending = {
-            pool.submit(copy_file, item.record, item.header, archive, sync, reuse_existing): item.record
+            (small_pool if small_in_flight and _is_small(item) else pool).submit(
+                copy_file, item.record, item.header, archive, sync, reuse_existing
+            ): item.record
             for item in batch.files
         }
         while pending and not failures:
@@ -248,6 +255,11 @@ def copy_files(
         }
     )
     return outcomes
+
+
+def _is_small(item: FileToCopy) -> bool:
+    size = item.record.archive_file_size
+    return size is not None and size <= SMALL_FILE_BYTES
 
 
 def _begun_before(context: dg.OpExecutionContext) -> bool:

@@ -26,6 +26,10 @@ READ_AHEAD_DEPTH = 2
 CHUNKS_HELD = READ_AHEAD_DEPTH + 2
 # What a copy in the kernel holds: the buffer its hash reads the source into.
 HASH_READ_SIZE = 1024 * 1024
+# To POSIX sync storage, files up to SMALL_FILE_BYTES are copied SMALL_FILES_IN_FLIGHT at once besides
+# `parallel_files`: their time is spent in fsync, and the file system commits concurrent fsyncs together.
+SMALL_FILE_BYTES = 1024 * 1024
+SMALL_FILES_IN_FLIGHT = 32
 
 
 @dataclass(frozen=True)
@@ -82,7 +86,11 @@ def copy_file(
             )
     placement = sync.place(key, total_size)
     in_kernel = copies_in_kernel(body, placement, body_size)
-    held = HASH_READ_SIZE if in_kernel else CHUNKS_HELD * min(READ_SIZE, body_size) + placement.buffer_size(total_size)
+    if in_kernel:
+        held = HASH_READ_SIZE
+    else:
+        chunks = CHUNKS_HELD if body_size > READ_SIZE else 1
+        held = chunks * min(READ_SIZE, body_size) + placement.buffer_size(total_size)
     with sync.budget.holding(held):
         _write(placement, header, body, body_size, record.archived_sha256, in_kernel)
     return CopyOutcome(
@@ -96,10 +104,17 @@ def copy_file(
     )
 
 
+def small_files_in_flight(sync: SyncStorage) -> int:
+    """How many files of at most SMALL_FILE_BYTES a copy step copies at once besides its
+    `parallel_files`: SMALL_FILES_IN_FLIGHT when every sync location is POSIX, else none."""
+    return SMALL_FILES_IN_FLIGHT if sync.posix_only else 0
+
+
 def copies_in_kernel(body: ArchivedBody, placement: Placement, body_size: int) -> bool:
     """Whether the body is copied in the kernel, hashed by a second reader: a POSIX body larger
     than one hash read, to a POSIX object. Such a copy holds one hash read's buffer; any other
-    streams the body through CHUNKS_HELD chunks and the placement's own buffer."""
+    streams the body through CHUNKS_HELD chunks (one for a body of one chunk, read without a
+    read-ahead thread) and the placement's own buffer."""
     return isinstance(body, PosixArchivedBody) and isinstance(placement, PosixPlacement) and body_size > HASH_READ_SIZE
 
 
