@@ -29,6 +29,7 @@ from bpsync_dagster.resources import (
 )
 from bpsync_dagster.sda_database import FileRecord, check_records
 from bpsync_dagster.storage import CopyOutcome, copy_file
+from bpsync_dagster.storage.transfer import SMALL_FILE_BYTES, small_files_in_flight
 
 logger = logging.getLogger(__name__)
 DEPLOYMENT = chosen_deployment()
@@ -211,12 +212,16 @@ def copy_files(
     step = op_step_key(_step_key(context))
     planned = sum(len(item.header) + (item.record.archive_file_size or 0) for item in batch.files)
     log_context = {"dataset_id": dataset_id, "run_id": context.run_id}
+    small_in_flight = small_files_in_flight(sync)
     with (
         LIVE_COPIES.copying(step, len(batch.files), planned, lambda: sync.bandwidth.taken),
         ThreadPoolExecutor(max_workers=config.parallel_files, thread_name_prefix="copy") as pool,
+        ThreadPoolExecutor(max_workers=max(small_in_flight, 1), thread_name_prefix="copy-small") as small_pool,
     ):
         pending = {
-            pool.submit(copy_file, item.record, item.header, archive, sync, reuse_existing): item.record
+            (small_pool if small_in_flight and _is_small(item) else pool).submit(
+                copy_file, item.record, item.header, archive, sync, reuse_existing
+            ): item.record
             for item in batch.files
         }
         while pending and not failures:
@@ -261,6 +266,11 @@ def copy_files(
         }
     )
     return outcomes
+
+
+def _is_small(item: FileToCopy) -> bool:
+    size = item.record.archive_file_size
+    return size is not None and size <= SMALL_FILE_BYTES
 
 
 def _begun_before(context: dg.OpExecutionContext) -> bool:

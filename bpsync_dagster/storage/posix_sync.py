@@ -26,41 +26,66 @@ PARTIAL_OVERHEAD = 2 + 8 + len(PARTIAL_SUFFIX)
 DIRECTORY_MODE = 0o750
 FILE_MODE = 0o640
 WRITE_BACK_BYTES = 64 * 1024 * 1024
+# copy_file_range cannot copy between these two files (other file systems, an old kernel): sendfile can.
+NO_COPY_FILE_RANGE = frozenset({errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL})
 
 
 class PosixStaged:
     """A temporary file in the object's directory (opened without following links), renamed over
-    the final name by `commit`. Owns `directory`, a descriptor of that directory."""
+    the final name by `commit`. Owns `directory`, a descriptor of that directory.
+
+    Written at its current end, by `write` or in the kernel by `copy_from`; every WRITE_BACK_BYTES
+    written, write-back of them is started, so that the final fsync has little left to do."""
 
     def __init__(self, directory: int, final_path: Path) -> None:
         self._directory = directory
         self._final_path = final_path
         self._temporary = f"{partial_prefix(final_path.name)}{secrets.token_hex(4)}{PARTIAL_SUFFIX}"
-        descriptor = os.open(
+        self._descriptor = os.open(
             self._temporary,
             os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
             0o600,
             dir_fd=directory,
         )
-        self._file = os.fdopen(descriptor, "wb")
         self._written = 0
         self._flushed = 0
+        self._in_kernel = True
 
-    def write(self, data: bytes) -> None:
-        self._file.write(data)
-        self._written += len(data)
+    def write(self, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._descriptor, view) :]
+        self._wrote(len(data))
+
+    def copy_from(self, source: int, offset: int, length: int) -> int:
+        """Append up to `length` bytes of the file `source` from `offset`, copied in the kernel
+        (`copy_file_range`, else `sendfile` where the two files cannot share it); the count copied,
+        0 at the source's end."""
+        if self._in_kernel:
+            try:
+                copied = os.copy_file_range(source, self._descriptor, length, offset)
+            except OSError as error:
+                if error.errno not in NO_COPY_FILE_RANGE:
+                    raise
+                self._in_kernel = False
+        if not self._in_kernel:
+            copied = os.sendfile(self._descriptor, source, offset, length)
+        self._wrote(copied)
+        return copied
+
+    def _wrote(self, count: int) -> None:
+        self._written += count
         if self._written - self._flushed >= WRITE_BACK_BYTES:
-            # Start writing back what is written so far, so the final fsync has little left to do.
-            self._file.flush()
-            os.posix_fadvise(self._file.fileno(), self._flushed, self._written - self._flushed, os.POSIX_FADV_DONTNEED)
+            # Dirty pages are not dropped: this starts their write-back.
+            os.posix_fadvise(self._descriptor, self._flushed, self._written - self._flushed, os.POSIX_FADV_DONTNEED)
             self._flushed = self._written
 
     def commit(self) -> None:
         try:
-            self._file.flush()
-            os.fchmod(self._file.fileno(), FILE_MODE)
-            os.fsync(self._file.fileno())
-            self._file.close()
+            os.fchmod(self._descriptor, FILE_MODE)
+            os.fsync(self._descriptor)
+            descriptor, self._descriptor = self._descriptor, -1
+            os.close(descriptor)
             _refuse_link(self._directory, self._final_path)
             os.replace(self._temporary, self._final_path.name, src_dir_fd=self._directory, dst_dir_fd=self._directory)
             os.fsync(self._directory)
@@ -70,7 +95,9 @@ class PosixStaged:
         self._directory = -1
 
     def abort(self) -> None:
-        self._file.close()
+        if self._descriptor >= 0:
+            descriptor, self._descriptor = self._descriptor, -1
+            os.close(descriptor)
         if self._directory >= 0:
             try:
                 os.unlink(self._temporary, dir_fd=self._directory)

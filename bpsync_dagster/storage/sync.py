@@ -61,6 +61,11 @@ class SyncStorage:
             )
         self._locations.extend(PosixLocation(entry) for entry in settings.posix if not entry.writer_disabled)
 
+    @property
+    def posix_only(self) -> bool:
+        """Whether every sync location is a POSIX directory."""
+        return bool(self._locations) and all(isinstance(location, PosixLocation) for location in self._locations)
+
     def find(self, key: str) -> Placement | None:
         """Where an object of that name already is, in any location."""
         for location in self._locations:

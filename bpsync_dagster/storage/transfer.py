@@ -1,16 +1,23 @@
-"""Copy one file: the re-encrypted header followed by the archived body, streamed and verified."""
+"""Copy one file: the re-encrypted header followed by the archived body, copied and verified.
+
+POSIX to POSIX, the body is copied in the kernel while a second reader hashes it; otherwise it is
+streamed through the process, hashed on its way."""
 
 import hashlib
+import os
+import threading
 import time
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from bpsync_dagster.sda_database import FileRecord
-from bpsync_dagster.storage.archive import ArchivedBody, ArchiveStorage
+from bpsync_dagster.storage.archive import ArchivedBody, ArchiveStorage, PosixArchivedBody
 from bpsync_dagster.storage.bandwidth_limit import BandwidthLimit
 from bpsync_dagster.storage.errors import StorageError
-from bpsync_dagster.storage.placement import Placement
+from bpsync_dagster.storage.placement import Placement, StagedObject
+from bpsync_dagster.storage.posix_sync import PosixPlacement, PosixStaged
 from bpsync_dagster.storage.read_ahead import read_ahead
 from bpsync_dagster.storage.sync import SyncStorage
 
@@ -18,6 +25,12 @@ READ_SIZE = 8 * 1024 * 1024
 READ_AHEAD_DEPTH = 2
 # The chunks one copy holds at most: those read ahead, the one being read and the one being written.
 CHUNKS_HELD = READ_AHEAD_DEPTH + 2
+# What a copy in the kernel holds: the buffer its hash reads the source into.
+HASH_READ_SIZE = 1024 * 1024
+# To POSIX sync storage, files up to SMALL_FILE_BYTES are copied SMALL_FILES_IN_FLIGHT at once besides
+# `parallel_files`: their time is spent in fsync, and the file system commits concurrent fsyncs together.
+SMALL_FILE_BYTES = 1024 * 1024
+SMALL_FILES_IN_FLIGHT = 32
 
 
 @dataclass(frozen=True)
@@ -49,8 +62,8 @@ def copy_file(
     The body is checked while it streams: its length must equal the archive object's size and
     `archive_file_size`, and its sha256 the `ARCHIVED` checksum when the database has them (the
     outcome's `verified` says whether it had one). The copy waits until `sync.budget` has room for
-    its read-ahead chunks and its write buffer, and holds them until it is done; each write first
-    waits for `sync.bandwidth`.
+    its buffers (see `copies_in_kernel`), and holds them until it is done; each chunk written
+    also waits for `sync.bandwidth`.
     """
     started = time.monotonic()
     body = archive.body(record)
@@ -74,8 +87,14 @@ def copy_file(
                 verified=True,
             )
     placement = sync.place(key, total_size)
-    with sync.budget.holding(CHUNKS_HELD * min(READ_SIZE, body_size) + placement.buffer_size(total_size)):
-        _write(placement, header, body, body_size, record.archived_sha256, sync.bandwidth)
+    in_kernel = copies_in_kernel(body, placement, body_size)
+    if in_kernel:
+        held = HASH_READ_SIZE
+    else:
+        chunks = CHUNKS_HELD if body_size > READ_SIZE else 1
+        held = chunks * min(READ_SIZE, body_size) + placement.buffer_size(total_size)
+    with sync.budget.holding(held):
+        _write(placement, header, body, body_size, record.archived_sha256, in_kernel, sync.bandwidth)
     return CopyOutcome(
         record.accession_id,
         placement.describe(),
@@ -87,35 +106,152 @@ def copy_file(
     )
 
 
+def small_files_in_flight(sync: SyncStorage) -> int:
+    """How many files of at most SMALL_FILE_BYTES a copy step copies at once besides its
+    `parallel_files`: SMALL_FILES_IN_FLIGHT when every sync location is POSIX, else none."""
+    return SMALL_FILES_IN_FLIGHT if sync.posix_only else 0
+
+
+def copies_in_kernel(body: ArchivedBody, placement: Placement, body_size: int) -> bool:
+    """Whether the body is copied in the kernel, hashed by a second reader: a POSIX body larger
+    than one hash read, to a POSIX object. Such a copy holds one hash read's buffer; any other
+    streams the body through CHUNKS_HELD chunks (one for a body of one chunk, read without a
+    read-ahead thread) and the placement's own buffer."""
+    return isinstance(body, PosixArchivedBody) and isinstance(placement, PosixPlacement) and body_size > HASH_READ_SIZE
+
+
 def _write(
     placement: Placement,
     header: bytes,
     body: ArchivedBody,
     body_size: int,
     archived_sha256: str | None,
+    in_kernel: bool,
     bandwidth: BandwidthLimit,
 ) -> None:
+    """Stage `header` + the body, check the body's length and sha256, and commit; on any failure
+    the staged object is removed. The loop over the copy's steps is where per-chunk work belongs."""
     staged = placement.stage(len(header) + body_size)
     try:
         bandwidth.take(len(header))
         staged.write(header)
-        copied, digest = 0, hashlib.sha256()
-        with body.open() as stream, closing(read_ahead(stream, READ_SIZE, READ_AHEAD_DEPTH)) as chunks:
-            for chunk in chunks:
-                digest.update(chunk)
-                bandwidth.take(len(chunk))
-                staged.write(chunk)
-                copied += len(chunk)
-        if copied != body_size:
-            raise StorageError(f"read {copied} bytes of archived body {body.describe()}, expected {body_size}")
-        if archived_sha256 and digest.hexdigest() != archived_sha256.lower():
+        with _body_copy(body, staged, body_size, in_kernel) as copy:
+            copied = 0
+            for count in copy:
+                bandwidth.take(count)
+                copied += count
+            length, sha256 = copy.result()
+        if copied != body_size or length != body_size:
+            read = copied if copied != body_size else length
+            raise StorageError(f"read {read} bytes of archived body {body.describe()}, expected {body_size}")
+        if archived_sha256 and sha256 != archived_sha256.lower():
             raise StorageError(
-                f"archived body {body.describe()} has sha256 {digest.hexdigest()}, not the ARCHIVED checksum {archived_sha256}"
+                f"archived body {body.describe()} has sha256 {sha256}, not the ARCHIVED checksum {archived_sha256}"
             )
         staged.commit()
     except BaseException:
         staged.abort()
         raise
+
+
+class _BodyCopy(Protocol):
+    """Copies the body chunk by chunk, each step yielding the bytes it moved; `result` is the
+    length and the sha256 (hex) of the body read."""
+
+    def __iter__(self) -> Iterator[int]: ...
+
+    def result(self) -> tuple[int, str]: ...
+
+    def close(self) -> None: ...
+
+
+@contextmanager
+def _body_copy(body: ArchivedBody, staged: StagedObject, body_size: int, in_kernel: bool) -> Iterator[_BodyCopy]:
+    with body.open() as stream:
+        copy: _BodyCopy
+        if in_kernel and isinstance(staged, PosixStaged):
+            copy = _KernelCopy(stream.fileno(), staged)
+        else:
+            copy = _StreamedCopy(stream, staged, body_size)
+        try:
+            yield copy
+        finally:
+            copy.close()
+
+
+class _StreamedCopy:
+    """Read, hashed and written in turn; a body larger than one chunk is read ahead by a thread."""
+
+    def __init__(self, stream: BinaryIO, staged: StagedObject, body_size: int) -> None:
+        self._staged = staged
+        self._digest = hashlib.sha256()
+        self._length = 0
+        if body_size > READ_SIZE:
+            self._chunks: Iterator[bytes] = read_ahead(stream, READ_SIZE, READ_AHEAD_DEPTH)
+        else:
+            self._chunks = iter(lambda: stream.read(READ_SIZE), b"")
+
+    def __iter__(self) -> Iterator[int]:
+        for chunk in self._chunks:
+            self._digest.update(chunk)
+            self._staged.write(chunk)
+            self._length += len(chunk)
+            yield len(chunk)
+
+    def result(self) -> tuple[int, str]:
+        return self._length, self._digest.hexdigest()
+
+    def close(self) -> None:
+        close = getattr(self._chunks, "close", None)
+        if close is not None:
+            close()
+
+
+class _KernelCopy:
+    """Copied in the kernel (`copy_file_range`) chunk by chunk, while a thread of its own hashes the
+    source from the page cache, HASH_READ_SIZE at a time (hashlib releases the GIL for such reads)."""
+
+    def __init__(self, source: int, staged: PosixStaged) -> None:
+        self._source = source
+        self._staged = staged
+        self._digest = hashlib.sha256()
+        self._length = 0
+        self._error: BaseException | None = None
+        self._stop = threading.Event()
+        os.posix_fadvise(source, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+        self._hasher = threading.Thread(target=self._hash, name="hash", daemon=True)
+        self._hasher.start()
+
+    def _hash(self) -> None:
+        buffer = bytearray(HASH_READ_SIZE)
+        view = memoryview(buffer)
+        try:
+            while not self._stop.is_set():
+                count = os.preadv(self._source, [buffer], self._length)
+                if not count:
+                    return
+                self._digest.update(view[:count])
+                self._length += count
+        except BaseException as error:
+            self._error = error
+
+    def __iter__(self) -> Iterator[int]:
+        offset = 0
+        while count := self._staged.copy_from(self._source, offset, READ_SIZE):
+            offset += count
+            if self._error is not None:
+                raise self._error
+            yield count
+
+    def result(self) -> tuple[int, str]:
+        self._hasher.join()
+        if self._error is not None:
+            raise self._error
+        return self._length, self._digest.hexdigest()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._hasher.join()
 
 
 def _holds(placement: Placement, header: bytes, total_size: int, archived_sha256: str | None) -> bool:
