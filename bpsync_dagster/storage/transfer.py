@@ -11,12 +11,17 @@ from bpsync_dagster.storage.archive import ArchivedBody, ArchiveStorage
 from bpsync_dagster.storage.errors import StorageError
 from bpsync_dagster.storage.placement import Placement
 from bpsync_dagster.storage.read_ahead import read_ahead
+from bpsync_dagster.storage.s3_sync import copy_rest_server_side
 from bpsync_dagster.storage.sync import SyncStorage
 
 READ_SIZE = 8 * 1024 * 1024
 READ_AHEAD_DEPTH = 2
 # The chunks one copy holds at most: those read ahead, the one being read and the one being written.
 CHUNKS_HELD = READ_AHEAD_DEPTH + 2
+# How the body reached the sync storage: through this process, or copied by S3 itself after the first
+# part (read here all the same, to verify it).
+STREAMED = "streamed"
+SERVER_SIDE = "server-side"
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,7 @@ class CopyOutcome:
     seconds: float
     skipped: bool
     verified: bool
+    mode: str = STREAMED
 
     @property
     def megabytes_per_second(self) -> float:
@@ -73,7 +79,7 @@ def copy_file(
             )
     placement = sync.place(key, total_size)
     with sync.budget.holding(CHUNKS_HELD * min(READ_SIZE, body_size) + placement.buffer_size(total_size)):
-        _write(placement, header, body, body_size, record.archived_sha256)
+        mode = _write(placement, header, body, body_size, record.archived_sha256)
     return CopyOutcome(
         record.accession_id,
         placement.describe(),
@@ -82,20 +88,24 @@ def copy_file(
         time.monotonic() - started,
         skipped=False,
         verified=bool(record.archived_sha256),
+        mode=mode,
     )
 
 
-def _write(
-    placement: Placement, header: bytes, body: ArchivedBody, body_size: int, archived_sha256: str | None
-) -> None:
+def _write(placement: Placement, header: bytes, body: ArchivedBody, body_size: int, archived_sha256: str | None) -> str:
+    """Write and commit the object; its mode (STREAMED or SERVER_SIDE)."""
     staged = placement.stage(len(header) + body_size)
     try:
         staged.write(header)
+        server_side_from = copy_rest_server_side(staged, body, len(header), body_size)
         copied, digest = 0, hashlib.sha256()
         with body.open() as stream, closing(read_ahead(stream, READ_SIZE, READ_AHEAD_DEPTH)) as chunks:
             for chunk in chunks:
                 digest.update(chunk)
-                staged.write(chunk)
+                if server_side_from is None:
+                    staged.write(chunk)
+                elif copied < server_side_from:
+                    staged.write(chunk[: server_side_from - copied])
                 copied += len(chunk)
         if copied != body_size:
             raise StorageError(f"read {copied} bytes of archived body {body.describe()}, expected {body_size}")
@@ -107,6 +117,7 @@ def _write(
     except BaseException:
         staged.abort()
         raise
+    return STREAMED if server_side_from is None else SERVER_SIDE
 
 
 def _holds(placement: Placement, header: bytes, total_size: int, archived_sha256: str | None) -> bool:
