@@ -127,6 +127,8 @@ class S3Staged:
             self._sender = ThreadPoolExecutor(max_workers=PARTS_IN_FLIGHT_PER_UPLOAD, thread_name_prefix="s3-part")
         assert self._sender is not None
         self._collect(wait=False)
+        while len(self._in_flight) >= PARTS_IN_FLIGHT_PER_UPLOAD:
+            self._collect(wait=False, oldest_only=True)
         number = len(self._etags) + len(self._in_flight) + 1
         self._part_slots.acquire()
         try:
