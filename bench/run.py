@@ -48,7 +48,7 @@ import results_table  # noqa: E402
 KiB, MiB, GiB = 1024, 1024**2, 1024**3
 SAMPLE_SECONDS = 0.05
 S3_SERVERS = ("moto", "radosgw")
-RADOSGW_BYTES = 4 * GiB  # the OSD's capacity, held in memory
+RADOSGW_BYTES = 10 * GiB  # the OSD's capacity: a limit, what it holds takes memory
 RCLONE_BUCKET = "bench-rclone"
 
 
@@ -502,6 +502,9 @@ class Bench:
             if node.sync == "s3":
                 for bucket in node.sync_buckets():
                     self._empty_bucket(node.s3, bucket)
+        for server in self.servers.values():
+            if hasattr(server, "collect_garbage"):
+                server.collect_garbage()
 
     # ---- the tools --------------------------------------------------------------------------------
 
@@ -834,7 +837,7 @@ def bench_throughput(
             )
             rclone = mib_per_s(size, median(rclone_runs))
             bench.row(group, case, "rclone copy", rclone, "MiB/s", "itself", 1.0, runs=s3_repeat)
-            _bpsync_rows(bench, group, case, bp_runs, rclone, "rclone copy", fixed, 1.0, s3_repeat)
+            _bpsync_rows(bench, group, case, bp_runs, rclone, "rclone copy", fixed, 1.2, s3_repeat)
 
 
 def _bpsync_rows(
@@ -1070,8 +1073,9 @@ def machine() -> dict[str, str]:
 PROFILES = {
     "full": {
         "throughput": [("multi", 8, 256 * MiB), ("single", 1, 2 * GiB)],
-        # radosgw's OSD holds every object in memory (RADOSGW_BYTES at most, garbage included).
-        "radosgw_throughput": [("rgw-multi", 8, 32 * MiB), ("rgw-single", 1, 256 * MiB)],
+        # radosgw's OSD holds every object in memory (RADOSGW_BYTES at most, garbage included): the
+        # archived bodies and one copy at a time, the garbage collected between runs.
+        "radosgw_throughput": [("multi", 8, 256 * MiB), ("single", 1, 2 * GiB)],
         "memory": [("mem-small", 1, 256 * MiB), ("mem-large", 1, 4 * GiB)],
         "memory_parallel": ("mem-many", 64, 64 * MiB),
         "small": ("small", 2000, 4 * KiB),

@@ -16,6 +16,15 @@ from bpsync_dagster.jobs.progress import LIVE_COPIES
 from bpsync_dagster.jobs.sync_dataset import is_copy_step, op_step_key
 from bpsync_dagster.runs.launch import reconstructable_job
 from bpsync_dagster.runs.liveness import announce_worker
+from bpsync_dagster.storage.transfer import SERVER_SIDE, STREAMED
+
+
+def copy_modes(files_copied: int, server_side: int) -> str:
+    """How the copied bodies went: `streamed`, `server-side`, or `streamed 2, server-side 3`."""
+    streamed = files_copied - server_side
+    if not server_side:
+        return STREAMED
+    return SERVER_SIDE if not streamed else f"{STREAMED} {streamed}, {SERVER_SIDE} {server_side}"
 
 
 def execute_with_progress(instance: DagsterInstance, run: DagsterRun) -> int:
@@ -55,12 +64,13 @@ def execute_with_progress(instance: DagsterInstance, run: DagsterRun) -> int:
         return 1
     copied = {
         name: sum(int(metadata.get(name, 0)) for step, metadata in outputs.items() if is_copy_step(step))
-        for name in ("files_copied", "files_skipped", "bytes_copied")
+        for name in ("files_copied", "files_skipped", "bytes_copied", "files_copied_server_side")
     }
     posted = outputs.get("post_manifest", {})
     print(
         f"bpsync: dataset {dataset_id} synced: {copied['files_copied']} files copied, "
         f"{copied['files_skipped']} already in place, {copied['bytes_copied']} bytes; "
+        f"copy mode: {copy_modes(copied['files_copied'], copied['files_copied_server_side'])}; "
         f"manifest accepted by {posted.get('remote_url')} (HTTP {posted.get('remote_http_status')})"
     )
     return 0

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from bpsync_dagster.dataset_ids import escaped
 from bpsync_dagster.storage import CopyOutcome
+from bpsync_dagster.storage.transfer import SERVER_SIDE
 
 FILES_NAMED_PER_LINE = 20
 
@@ -65,6 +66,8 @@ class CopyProgress:
 
 def _describe(outcome: CopyOutcome) -> str:
     action = "already in place" if outcome.skipped else f"copied {outcome.bytes_written} bytes"
+    if outcome.mode == SERVER_SIDE and not outcome.skipped:
+        action += f" ({SERVER_SIDE})"
     return f"{escaped(outcome.accession_id)} {action} at {escaped(outcome.destination)}"
 
 

@@ -29,7 +29,7 @@ from bpsync_dagster.resources import (
 )
 from bpsync_dagster.sda_database import FileRecord, check_records
 from bpsync_dagster.storage import CopyOutcome, copy_file
-from bpsync_dagster.storage.transfer import SMALL_FILE_BYTES, small_files_in_flight
+from bpsync_dagster.storage.transfer import SERVER_SIDE, SMALL_FILE_BYTES, small_files_in_flight
 
 logger = logging.getLogger(__name__)
 DEPLOYMENT = chosen_deployment()
@@ -331,6 +331,7 @@ def copy_metadata(outcomes: list[CopyOutcome]) -> dict[str, dg.MetadataValue]:
                     "seconds": round(outcome.seconds, 3),
                     "MB/s": copy_rate(outcome),
                     "checksum": "ok" if outcome.verified else "not verified",
+                    "mode": "-" if outcome.skipped else outcome.mode,
                 }
             )
             for outcome in outcomes[:MAX_TABLE_ROWS]
@@ -344,6 +345,7 @@ def copy_metadata(outcomes: list[CopyOutcome]) -> dict[str, dg.MetadataValue]:
                 dg.TableColumn("seconds", "float"),
                 dg.TableColumn("MB/s", "string"),
                 dg.TableColumn("checksum", "string"),
+                dg.TableColumn("mode", "string"),
             ]
         ),
     )
@@ -351,6 +353,7 @@ def copy_metadata(outcomes: list[CopyOutcome]) -> dict[str, dg.MetadataValue]:
         "files_copied": dg.MetadataValue.int(len(copied)),
         "files_skipped": dg.MetadataValue.int(len(outcomes) - len(copied)),
         "files_not_verified": dg.MetadataValue.int(sum(not outcome.verified for outcome in outcomes)),
+        "files_copied_server_side": dg.MetadataValue.int(sum(outcome.mode == SERVER_SIDE for outcome in copied)),
         "bytes_copied": dg.MetadataValue.int(total),
         "slowest_file_seconds": dg.MetadataValue.float(round(seconds, 3)),
         "files": table,

@@ -55,24 +55,31 @@ class PosixArchivedBody:
 
 
 class S3ArchivedBody:
-    def __init__(self, client: BaseClient, bucket: str, key: str) -> None:
+    """An archived object; once sized, it is read as the version sized (its ETag), or not at all."""
+
+    def __init__(self, client: BaseClient, endpoint_url: str, bucket: str, key: str) -> None:
         self._client = client
+        self.endpoint_url = endpoint_url
         self.bucket = bucket
         self.key = key
+        self.etag: str | None = None
 
     def describe(self) -> str:
         return f"s3://{self.bucket}/{self.key}"
 
     def size(self) -> int:
         try:
-            return int(self._client.head_object(Bucket=self.bucket, Key=self.key)["ContentLength"])
+            found = self._client.head_object(Bucket=self.bucket, Key=self.key)
         except (ClientError, BotoCoreError) as error:
             raise s3_error(error, f"archived body {self.describe()}") from s3_cause(error)
+        self.etag = str(found["ETag"])
+        return int(found["ContentLength"])
 
     @contextmanager
     def open(self) -> Iterator[BinaryIO]:
+        version = {"IfMatch": self.etag} if self.etag else {}
         try:
-            response = self._client.get_object(Bucket=self.bucket, Key=self.key)
+            response = self._client.get_object(Bucket=self.bucket, Key=self.key, **version)
         except (ClientError, BotoCoreError) as error:
             raise s3_error(error, f"archived body {self.describe()}") from s3_cause(error)
         body = response["Body"]
@@ -98,7 +105,7 @@ class ArchiveStorage:
             for endpoint in {_normalise(entry.endpoint), _normalise(entry.endpoint_url)}:
                 bucket = _bucket_of(location, endpoint)
                 if bucket:
-                    return S3ArchivedBody(client, bucket, record.archive_file_path)
+                    return S3ArchivedBody(client, entry.endpoint_url, bucket, record.archive_file_path)
         raise StorageError(
             f"archive_location {record.archive_location!r} matches no storage.archive entry "
             "(a posix path or an s3 endpoint/bucket)"

@@ -1,5 +1,7 @@
 """S3 sync locations: objects sent as multipart uploads (parts checked by Content-MD5) completed only
-at the end, or as one PUT when small; one writer per object name within a sync."""
+at the end, or as one PUT when small; one writer per object name within a sync. When the archived
+body is in the same S3 service and the sync's credentials can read it, the body beyond the first
+part is copied by the service itself (`UploadPartCopy`)."""
 
 import base64
 import hashlib
@@ -14,20 +16,26 @@ from botocore.client import BaseClient
 from botocore.exceptions import BotoCoreError, ClientError
 
 from bpsync_dagster.configuration import S3Storage
+from bpsync_dagster.storage.archive import ArchivedBody, S3ArchivedBody
 from bpsync_dagster.storage.byte_budget import ByteBudget
 from bpsync_dagster.storage.errors import StorageError, TransientStorageError
 from bpsync_dagster.storage.placement import Placement, StagedObject, Usage
 from bpsync_dagster.storage.s3_errors import s3_cause, s3_error
 
 MAX_PARTS = 10_000
-PARTS_IN_FLIGHT = 2
+MIN_PART = 5 * 1024 * 1024  # S3's smallest part, the last one excepted
+# Parts one upload sends at once (as rclone's default), and all uploads to one S3 entry (its client's
+# connection pool); the buffers of parts in flight are bounded by the byte budget besides.
+PARTS_IN_FLIGHT_PER_UPLOAD = 4
+PARTS_IN_FLIGHT = 16
 
 
 class S3Staged:
     """Writes fill a buffer of a part's size (or the object's, if smaller); each full buffer is sent as
-    a part by a background thread while the next one fills, so reading and sending overlap. Parts in
-    flight take slots from `part_slots`, shared by the uploads of one S3 entry: all uploads together
-    have at most PARTS_IN_FLIGHT parts in flight, whatever the objects' sizes.
+    a part by a background thread while the next one fills, so reading and sending overlap. An upload
+    has at most PARTS_IN_FLIGHT_PER_UPLOAD parts in flight, and takes slots from `part_slots`, shared
+    by the uploads of one S3 entry: all uploads together send at most PARTS_IN_FLIGHT parts at once
+    (parts S3 copies itself, see `copy_rest_server_side`, hold no buffer and take no slot).
 
     The caller holds one buffer's bytes of `budget` for the upload. A further buffer, to fill while
     parts are in flight, is taken from `budget` only if it has room at once; otherwise the upload
@@ -45,6 +53,7 @@ class S3Staged:
         done: Callable[[], None],
     ) -> None:
         self._client = location.client
+        self._endpoint_url = location.entry.endpoint_url
         self._bucket = location.bucket
         self._key = key
         self._buffer = bytearray(max(1, min(part_size, size)))
@@ -57,6 +66,8 @@ class S3Staged:
         self._sender: ThreadPoolExecutor | None = None
         self._in_flight: dict[int, Future[str]] = {}
         self._etags: dict[int, str] = {}
+        self._copier: ThreadPoolExecutor | None = None
+        self._copies: dict[int, Future[str]] = {}
 
     def describe(self) -> str:
         return f"s3://{self._bucket}/{self._key}"
@@ -113,9 +124,11 @@ class S3Staged:
         """Start sending `data` as the next part once a slot is free; a part that failed raises here."""
         if self._upload_id is None:
             self._upload_id = self._call("start upload of", "create_multipart_upload")["UploadId"]
-            self._sender = ThreadPoolExecutor(max_workers=PARTS_IN_FLIGHT, thread_name_prefix="s3-part")
+            self._sender = ThreadPoolExecutor(max_workers=PARTS_IN_FLIGHT_PER_UPLOAD, thread_name_prefix="s3-part")
         assert self._sender is not None
         self._collect(wait=False)
+        while len(self._in_flight) >= PARTS_IN_FLIGHT_PER_UPLOAD:
+            self._collect(wait=False, oldest_only=True)
         number = len(self._etags) + len(self._in_flight) + 1
         self._part_slots.acquire()
         try:
@@ -170,6 +183,9 @@ class S3Staged:
                 self._send_part(rest)
             self._collect(wait=True)
             self._stop_sender()
+            for number, future in sorted(self._copies.items()):
+                self._etags[number] = future.result()
+            self._stop_copier()
             parts = [{"PartNumber": number, "ETag": etag} for number, etag in sorted(self._etags.items())]
             self._call(
                 "complete upload of",
@@ -182,10 +198,11 @@ class S3Staged:
 
     def abort(self) -> None:
         self._filled = 0
-        for future in self._in_flight.values():
+        for future in [*self._in_flight.values(), *self._copies.values()]:
             future.cancel()
         self._in_flight.clear()
         self._stop_sender()
+        self._stop_copier()
         self._finish()
         if self._upload_id is not None:
             try:
@@ -205,6 +222,57 @@ class S3Staged:
         if self._sender is not None:
             self._sender.shutdown(wait=True)
             self._sender = None
+
+    def _stop_copier(self) -> None:
+        if self._copier is not None:
+            self._copier.shutdown(wait=True)
+            self._copier = None
+        self._copies.clear()
+
+    def copy_rest_server_side(self, source: S3ArchivedBody, header_size: int, body_size: int) -> int | None:
+        """Have S3 copy the body beyond the first part from `source` (`UploadPartCopy`, the version
+        `source` was sized as), if it is in this service and these credentials can read it; the body
+        offset from which it does, or None (nothing started: write the whole body).
+
+        The caller writes the header and the body up to that offset, which fill the first part
+        exactly, and reads the whole body to verify it before `commit`, which waits for the copies.
+        """
+        part_size = len(self._buffer)
+        start = part_size - header_size
+        if start <= 0 or body_size <= start or self._upload_id is not None or not self._can_copy_from(source):
+            return None
+        self._upload_id = self._call("start upload of", "create_multipart_upload")["UploadId"]
+        self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="s3-part")
+        self._copier = ThreadPoolExecutor(max_workers=PARTS_IN_FLIGHT_PER_UPLOAD, thread_name_prefix="s3-copy")
+        copy_source = {"Bucket": source.bucket, "Key": source.key}
+        for number, first in enumerate(range(start, body_size, part_size), start=2):
+            last = min(first + part_size, body_size) - 1
+            self._copies[number] = self._copier.submit(
+                self._copy_part, number, copy_source, f"bytes={first}-{last}", str(source.etag)
+            )
+        return start
+
+    def _can_copy_from(self, source: S3ArchivedBody) -> bool:
+        """Whether `source` is in this S3 service, and these credentials read it as the version sized."""
+        if source.etag is None or _normalise(source.endpoint_url) != _normalise(self._endpoint_url):
+            return False
+        try:
+            found = self._client.head_object(Bucket=source.bucket, Key=source.key)
+        except (ClientError, BotoCoreError):
+            return False
+        return str(found.get("ETag")) == source.etag
+
+    def _copy_part(self, number: int, copy_source: dict[str, str], byte_range: str, etag: str) -> str:
+        response = self._call(
+            "server-side copy of a part of",
+            "upload_part_copy",
+            UploadId=self._upload_id,
+            PartNumber=number,
+            CopySource=copy_source,
+            CopySourceRange=byte_range,
+            CopySourceIfMatch=etag,
+        )
+        return str(response["CopyPartResult"]["ETag"])
 
 
 class S3Placement:
@@ -285,6 +353,11 @@ class S3Location:
         return S3Placement(self, key)
 
     def part_size(self, size: int) -> int:
+        """`chunk_size`, or larger if the object needs it; for an object smaller than a chunk, a quarter
+        of it (MIN_PART at least), so that its parts go out while the next are read, as for larger
+        objects (an object of MIN_PART or less is one PUT)."""
+        if MIN_PART < self.entry.chunk_size and size < self.entry.chunk_size:
+            return max(MIN_PART, math.ceil(size / PARTS_IN_FLIGHT_PER_UPLOAD))
         return max(self.entry.chunk_size, math.ceil(size / (MAX_PARTS - 1)))
 
     def start_writing(self, key: str) -> None:
@@ -355,9 +428,20 @@ class S3Location:
         return usage
 
 
+def _normalise(endpoint_url: str) -> str:
+    return endpoint_url.rstrip("/").lower()
+
+
 def existing_buckets(client: BaseClient, entry: S3Storage) -> set[str]:
     try:
         buckets = client.list_buckets().get("Buckets", [])
     except (ClientError, BotoCoreError) as error:
         raise s3_error(error, f"listing of buckets at {entry.endpoint}") from s3_cause(error)
     return {bucket["Name"] for bucket in buckets if bucket["Name"].startswith(entry.bucket_prefix)}
+
+
+def copy_rest_server_side(staged: StagedObject, body: ArchivedBody, header_size: int, body_size: int) -> int | None:
+    """For an upload to S3 of an archived body in S3: `S3Staged.copy_rest_server_side`; else None."""
+    if isinstance(staged, S3Staged) and isinstance(body, S3ArchivedBody):
+        return staged.copy_rest_server_side(body, header_size, body_size)
+    return None

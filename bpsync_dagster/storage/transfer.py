@@ -19,6 +19,7 @@ from bpsync_dagster.storage.errors import StorageError
 from bpsync_dagster.storage.placement import Placement, StagedObject
 from bpsync_dagster.storage.posix_sync import PosixPlacement, PosixStaged
 from bpsync_dagster.storage.read_ahead import read_ahead
+from bpsync_dagster.storage.s3_sync import copy_rest_server_side
 from bpsync_dagster.storage.sync import SyncStorage
 
 READ_SIZE = 8 * 1024 * 1024
@@ -31,6 +32,10 @@ HASH_READ_SIZE = 1024 * 1024
 # `parallel_files`: their time is spent in fsync, and the file system commits concurrent fsyncs together.
 SMALL_FILE_BYTES = 1024 * 1024
 SMALL_FILES_IN_FLIGHT = 32
+# How the body reached the sync storage: through this process, or copied by S3 itself after the first
+# part (read here all the same, to verify it).
+STREAMED = "streamed"
+SERVER_SIDE = "server-side"
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,7 @@ class CopyOutcome:
     seconds: float
     skipped: bool
     verified: bool
+    mode: str = STREAMED
 
     @property
     def megabytes_per_second(self) -> float:
@@ -94,7 +100,7 @@ def copy_file(
         chunks = CHUNKS_HELD if body_size > READ_SIZE else 1
         held = chunks * min(READ_SIZE, body_size) + placement.buffer_size(total_size)
     with sync.budget.holding(held):
-        _write(placement, header, body, body_size, record.archived_sha256, in_kernel, sync.bandwidth)
+        mode = _write(placement, header, body, body_size, record.archived_sha256, in_kernel, sync.bandwidth)
     return CopyOutcome(
         record.accession_id,
         placement.describe(),
@@ -103,6 +109,7 @@ def copy_file(
         time.monotonic() - started,
         skipped=False,
         verified=bool(record.archived_sha256),
+        mode=mode,
     )
 
 
@@ -128,14 +135,16 @@ def _write(
     archived_sha256: str | None,
     in_kernel: bool,
     bandwidth: BandwidthLimit,
-) -> None:
+) -> str:
     """Stage `header` + the body, check the body's length and sha256, and commit; on any failure
-    the staged object is removed. The loop over the copy's steps is where per-chunk work belongs."""
+    the staged object is removed; its mode (STREAMED or SERVER_SIDE). The loop over the copy's steps
+    is where per-chunk work belongs."""
     staged = placement.stage(len(header) + body_size)
     try:
         bandwidth.take(len(header))
         staged.write(header)
-        with _body_copy(body, staged, body_size, in_kernel) as copy:
+        server_side_from = None if in_kernel else copy_rest_server_side(staged, body, len(header), body_size)
+        with _body_copy(body, staged, body_size, in_kernel, server_side_from) as copy:
             copied = 0
             for count in copy:
                 bandwidth.take(count)
@@ -152,6 +161,7 @@ def _write(
     except BaseException:
         staged.abort()
         raise
+    return STREAMED if server_side_from is None else SERVER_SIDE
 
 
 class _BodyCopy(Protocol):
@@ -166,13 +176,15 @@ class _BodyCopy(Protocol):
 
 
 @contextmanager
-def _body_copy(body: ArchivedBody, staged: StagedObject, body_size: int, in_kernel: bool) -> Iterator[_BodyCopy]:
+def _body_copy(
+    body: ArchivedBody, staged: StagedObject, body_size: int, in_kernel: bool, written_until: int | None
+) -> Iterator[_BodyCopy]:
     with body.open() as stream:
         copy: _BodyCopy
         if in_kernel and isinstance(staged, PosixStaged):
             copy = _KernelCopy(stream.fileno(), staged)
         else:
-            copy = _StreamedCopy(stream, staged, body_size)
+            copy = _StreamedCopy(stream, staged, body_size, written_until)
         try:
             yield copy
         finally:
@@ -180,10 +192,13 @@ def _body_copy(body: ArchivedBody, staged: StagedObject, body_size: int, in_kern
 
 
 class _StreamedCopy:
-    """Read, hashed and written in turn; a body larger than one chunk is read ahead by a thread."""
+    """Read, hashed and written in turn; a body larger than one chunk is read ahead by a thread.
+    With `written_until`, only the body before that offset is written (S3 copies the rest itself),
+    and the whole body is still read and hashed."""
 
-    def __init__(self, stream: BinaryIO, staged: StagedObject, body_size: int) -> None:
+    def __init__(self, stream: BinaryIO, staged: StagedObject, body_size: int, written_until: int | None) -> None:
         self._staged = staged
+        self._written_until = body_size if written_until is None else written_until
         self._digest = hashlib.sha256()
         self._length = 0
         if body_size > READ_SIZE:
@@ -194,7 +209,8 @@ class _StreamedCopy:
     def __iter__(self) -> Iterator[int]:
         for chunk in self._chunks:
             self._digest.update(chunk)
-            self._staged.write(chunk)
+            if self._length < self._written_until:
+                self._staged.write(chunk[: self._written_until - self._length])
             self._length += len(chunk)
             yield len(chunk)
 

@@ -13,7 +13,7 @@ from bpsync_dagster.configuration import PosixStorage, StorageSettings
 from bpsync_dagster.storage.errors import StorageError
 from bpsync_dagster.storage.placement import StagedObject
 from bpsync_dagster.storage.posix_sync import PARTIAL_SUFFIX
-from bpsync_dagster.storage.s3_sync import PARTS_IN_FLIGHT
+from bpsync_dagster.storage.s3_sync import PARTS_IN_FLIGHT, PARTS_IN_FLIGHT_PER_UPLOAD
 from bpsync_dagster.storage.sync import SyncStorage
 from bpsync_dagster_tests.support.interruptible_s3_server import InterruptibleS3Server
 from bpsync_dagster_tests.support.s3_server import S3_SERVERS, S3Endpoint, s3_sync_storage
@@ -90,7 +90,7 @@ def test_s3_objects_smaller_than_a_part_are_one_put_and_larger_ones_parts_of_the
 
 def test_an_s3_upload_fills_the_next_part_while_parts_are_sent() -> None:
     chunk = 5 * MiB
-    data = os.urandom(5 * chunk)
+    data = os.urandom((PARTS_IN_FLIGHT_PER_UPLOAD + 3) * chunk)
     pieces_written = 0
 
     def write_in_pieces(staged: StagedObject) -> None:
@@ -106,7 +106,7 @@ def test_an_s3_upload_fills_the_next_part_while_parts_are_sent() -> None:
         staged = storage.place("user/overlap.c4gh", len(data)).stage(len(data))
         with ThreadPoolExecutor(max_workers=1) as writer:
             written = writer.submit(write_in_pieces, staged)
-            parts_held = gate.wait_until_held(PARTS_IN_FLIGHT, timeout=60)
+            parts_held = gate.wait_until_held(PARTS_IN_FLIGHT_PER_UPLOAD, timeout=60)
             time.sleep(0.5)  # time enough to fill the next part, and to send it were the bound not kept
             pieces_while_held, held = pieces_written, gate.held
             gate.open()
@@ -114,20 +114,21 @@ def test_an_s3_upload_fills_the_next_part_while_parts_are_sent() -> None:
 
         stored = server.client().get_object(Bucket="overlap1", Key="user/overlap.c4gh")
         assert stored["Body"].read() == data
-        assert stored["ETag"].strip('"').endswith("-5")
-    assert parts_held and held == PARTS_IN_FLIGHT == 2
-    # Parts 1 and 2 in flight, part 3 filled; the write that would start part 4 waits for a slot.
-    assert pieces_while_held == 3 * chunk // MiB
+        assert stored["ETag"].strip('"').endswith(f"-{PARTS_IN_FLIGHT_PER_UPLOAD + 3}")
+    assert parts_held and held == PARTS_IN_FLIGHT_PER_UPLOAD == 4
+    # Parts 1 to 4 in flight, part 5 filled; the write that would start part 6 waits for a slot.
+    assert pieces_while_held == (PARTS_IN_FLIGHT_PER_UPLOAD + 1) * chunk // MiB
 
 
 def test_the_uploads_of_an_s3_entry_share_its_parts_in_flight() -> None:
     chunk = 5 * MiB
-    objects = {f"user/{name}.c4gh": os.urandom(3 * chunk + 1) for name in ("a", "b", "c")}
+    uploads = PARTS_IN_FLIGHT // PARTS_IN_FLIGHT_PER_UPLOAD + 1  # more than the entry's parts in flight take
+    objects = {f"user/{number}.c4gh": os.urandom(PARTS_IN_FLIGHT_PER_UPLOAD * chunk + 1) for number in range(uploads)}
     with InterruptibleS3Server() as server:
         storage = s3_sync_storage(server, "shared", chunk_size=chunk)
         gate = server.hold_upload_parts()
         with ThreadPoolExecutor(max_workers=len(objects)) as writers:
-            written = [writers.submit(write, storage, key, data, pieces=12) for key, data in objects.items()]
+            written = [writers.submit(write, storage, key, data, pieces=20) for key, data in objects.items()]
             parts_held = gate.wait_until_held(PARTS_IN_FLIGHT, timeout=60)
             time.sleep(0.5)  # room for the other uploads' parts, were the slots not shared
             held = gate.held
@@ -139,7 +140,7 @@ def test_the_uploads_of_an_s3_entry_share_its_parts_in_flight() -> None:
         for key, data in objects.items():
             stored = client.get_object(Bucket="shared1", Key=key)
             assert stored["Body"].read() == data
-            assert stored["ETag"].strip('"').endswith("-4")
+            assert stored["ETag"].strip('"').endswith(f"-{PARTS_IN_FLIGHT_PER_UPLOAD + 1}")
         assert client.list_multipart_uploads(Bucket="shared1").get("Uploads", []) == []
     assert parts_held and held == PARTS_IN_FLIGHT
 
