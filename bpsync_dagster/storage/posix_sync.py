@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from bpsync_dagster.configuration import PosixStorage
+from bpsync_dagster.storage.directory_fsync import fsync_directory
 from bpsync_dagster.storage.errors import StorageError
 from bpsync_dagster.storage.placement import Placement, StagedObject, Usage
 
@@ -88,7 +89,7 @@ class PosixStaged:
             os.close(descriptor)
             _refuse_link(self._directory, self._final_path)
             os.replace(self._temporary, self._final_path.name, src_dir_fd=self._directory, dst_dir_fd=self._directory)
-            os.fsync(self._directory)
+            fsync_directory(self._directory)
         except OSError as error:
             raise StorageError(f"cannot write {self._final_path}: {error.strerror}") from error
         os.close(self._directory)

@@ -16,7 +16,7 @@ from bpsync_dagster.configuration import PosixStorage, StorageSettings
 from bpsync_dagster.sda_database import FileRecord
 from bpsync_dagster.storage import ArchiveStorage, SyncStorage, copy_file
 from bpsync_dagster.storage.byte_budget import ByteBudget
-from bpsync_dagster.storage.transfer import CHUNKS_HELD, HASH_READ_SIZE, READ_SIZE
+from bpsync_dagster.storage.transfer import CHUNKS_HELD, HASH_WINDOW_SIZE, READ_SIZE
 from bpsync_dagster_tests.support.faults import wait_for
 from bpsync_dagster_tests.support.s3_server import S3_SERVERS, S3Endpoint, s3_sync_storage
 
@@ -75,7 +75,7 @@ def test_many_parallel_s3_copies_hold_no_more_than_the_limit(tmp_path: Path, s3_
 
 
 def test_many_parallel_posix_copies_hold_no_more_than_the_limit(tmp_path: Path) -> None:
-    limit = 3 * HASH_READ_SIZE  # a copy in the kernel holds one hash read's buffer
+    limit = 3 * HASH_WINDOW_SIZE  # a copy in the kernel holds one hash window
     (tmp_path / "archive").mkdir()
     archive, files = archived_files(tmp_path / "archive", count=16, size=9 * MiB)
     sync = SyncStorage(StorageSettings("sync", posix=(PosixStorage(tmp_path / "sync"),)), limit)
@@ -83,7 +83,7 @@ def test_many_parallel_posix_copies_hold_no_more_than_the_limit(tmp_path: Path) 
     copy_all(files, archive, sync)
 
     assert sync.budget.held == 0
-    assert 2 * HASH_READ_SIZE <= sync.budget.peak <= limit < len(files) * HASH_READ_SIZE
+    assert 2 * HASH_WINDOW_SIZE <= sync.budget.peak <= limit < len(files) * HASH_WINDOW_SIZE
     for record, body in files:
         assert (tmp_path / "sync" / record.submission_file_path).read_bytes() == HEADER + body
 

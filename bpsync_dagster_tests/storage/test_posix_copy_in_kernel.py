@@ -1,5 +1,6 @@
-"""POSIX to POSIX, a body larger than one hash read is copied in the kernel and hashed by a second
-reader: the object is the header and the body, a body whose sha256 is not the ARCHIVED one leaves
+"""POSIX to POSIX, a body larger than one hash window is copied in the kernel and hashed by a second
+reader: the object is the header and the body, a body whose sha256 is not the ARCHIVED one, or whose
+file is shorter or longer than its size (as when it changes after its size was taken), leaves
 nothing behind, and across file systems (where `copy_file_range` cannot copy) the copy still holds."""
 
 import hashlib
@@ -13,11 +14,11 @@ from bpsync_dagster.configuration import PosixStorage, StorageSettings
 from bpsync_dagster.sda_database import FileRecord
 from bpsync_dagster.storage import ArchiveStorage, StorageError, SyncStorage, copy_file
 from bpsync_dagster.storage.posix_sync import PARTIAL_SUFFIX
-from bpsync_dagster.storage.transfer import HASH_READ_SIZE, READ_SIZE, copies_in_kernel
+from bpsync_dagster.storage.transfer import HASH_WINDOW_SIZE, READ_SIZE, _write, copies_in_kernel
 
 HEADER = b"crypt4gh header stand-in"
-# Several copy chunks and hash reads, and a tail shorter than either.
-BODY_SIZE = 2 * READ_SIZE + HASH_READ_SIZE + 12345
+# Several copy chunks and hash windows, and a tail shorter than either.
+BODY_SIZE = 2 * READ_SIZE + HASH_WINDOW_SIZE + 12345
 
 
 def archived(root: Path, body: bytes, sha256: str | None = None) -> tuple[ArchiveStorage, FileRecord]:
@@ -55,7 +56,7 @@ def test_a_large_body_is_copied_in_the_kernel_after_the_header(tmp_path: Path) -
 
     assert outcome.verified and not outcome.skipped and outcome.bytes_written == len(HEADER) + BODY_SIZE
     assert (tmp_path / "sync" / record.submission_file_path).read_bytes() == HEADER + body
-    assert sync.budget.peak == HASH_READ_SIZE and sync.budget.held == 0
+    assert sync.budget.peak == HASH_WINDOW_SIZE and sync.budget.held == 0
 
 
 def test_a_body_whose_sha256_is_not_the_archived_one_leaves_nothing(tmp_path: Path) -> None:
@@ -68,6 +69,35 @@ def test_a_body_whose_sha256_is_not_the_archived_one_leaves_nothing(tmp_path: Pa
         StorageError, match=f"has sha256 {hashlib.sha256(body).hexdigest()}, not the ARCHIVED checksum {wrong}"
     ):
         copy_file(record, HEADER, archive, sync, False)
+
+    assert files_under(tmp_path / "sync") == []
+
+
+def test_a_body_shorter_than_its_archive_file_size_fails_naming_it(tmp_path: Path) -> None:
+    body = os.urandom(BODY_SIZE)
+    archive, record = archived(tmp_path / "archive", body)
+    (tmp_path / "archive" / "body").write_bytes(body[:-HASH_WINDOW_SIZE])
+    sync = sync_storage(tmp_path / "sync")
+
+    with pytest.raises(StorageError, match=f"body .*{tmp_path}/archive.*body is {BODY_SIZE - HASH_WINDOW_SIZE} bytes"):
+        copy_file(record, HEADER, archive, sync, False)
+
+    assert files_under(tmp_path / "sync") == []
+
+
+@pytest.mark.parametrize("change", [-HASH_WINDOW_SIZE - 5, 7], ids=["shrank", "grew"])
+def test_a_body_whose_file_changed_after_its_size_was_taken_leaves_nothing(tmp_path: Path, change: int) -> None:
+    body = os.urandom(BODY_SIZE)
+    archive, record = archived(tmp_path / "archive", body)
+    sync = sync_storage(tmp_path / "sync")
+    placement = sync.place(record.submission_file_path, len(HEADER) + BODY_SIZE)
+    assert copies_in_kernel(archive.body(record), placement, BODY_SIZE)
+    (tmp_path / "archive" / "body").write_bytes(os.urandom(BODY_SIZE + change))
+
+    with pytest.raises(
+        StorageError, match=f"read {BODY_SIZE + change} bytes of archived body .*body, expected {BODY_SIZE}"
+    ):
+        _write(placement, HEADER, archive.body(record), BODY_SIZE, record.archived_sha256, True, sync.bandwidth)
 
     assert files_under(tmp_path / "sync") == []
 

@@ -53,6 +53,7 @@ UNIT_TEST_MODULES = frozenset(
         "remote_api/test_url.py",
         "sda_database/test_records.py",
         "storage/test_bandwidth_limit.py",
+        "storage/test_directory_fsync.py",
         "storage/test_posix_copy_in_kernel.py",
         "storage/test_read_ahead.py",
         "test_dataset_ids.py",
