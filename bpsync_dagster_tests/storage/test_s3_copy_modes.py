@@ -13,14 +13,14 @@ from pathlib import Path
 import pytest
 from botocore.client import BaseClient
 
-from bpsync_dagster.configuration import PosixStorage, S3Storage, StorageSettings
+from bpsync_dagster.configuration import PosixStorage, StorageSettings
 from bpsync_dagster.sda_database import FileRecord
 from bpsync_dagster.storage import ArchiveStorage, SyncStorage, copy_file
 from bpsync_dagster.storage.errors import StorageError
 from bpsync_dagster.storage.s3_sync import MIN_PART
 from bpsync_dagster.storage.transfer import SERVER_SIDE, STREAMED
 from bpsync_dagster_tests.support.environment import ARCHIVE_BUCKET
-from bpsync_dagster_tests.support.s3_server import S3_SERVERS, S3Endpoint, s3_sync_storage
+from bpsync_dagster_tests.support.s3_server import S3_SERVERS, S3Endpoint, s3_storage_entry, s3_sync_storage
 
 MiB = 1024 * 1024
 CHUNK = 5 * MiB
@@ -28,14 +28,7 @@ HEADER = b"crypt4gh header stand-in"
 
 
 def s3_archive(server: S3Endpoint) -> ArchiveStorage:
-    entry = S3Storage(
-        endpoint=server.endpoint_url,
-        access_key=server.access_key,
-        secret_key=server.secret_key,
-        disable_https=server.endpoint_url.startswith("http:"),
-        ca_cert=server.ca_certificate,
-    )
-    return ArchiveStorage(StorageSettings("archive", s3=(entry,)))
+    return ArchiveStorage(StorageSettings("archive", s3=(s3_storage_entry(server),)))
 
 
 def archived_in_s3(server: S3Endpoint, body: bytes, sha256: str | None = None) -> FileRecord:

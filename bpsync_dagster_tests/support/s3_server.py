@@ -6,7 +6,7 @@ a test can run against either.
 """
 
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import boto3
 from botocore.client import BaseClient
@@ -120,6 +120,18 @@ class S3Server(StartedService):
         return s3_client(self.endpoint_url, self.access_key, self.secret_key)
 
 
+def s3_storage_entry(server: S3Endpoint, **settings: Any) -> S3Storage:
+    """A storage entry of the service's configuration on `server`, with `settings` besides."""
+    return S3Storage(
+        endpoint=server.endpoint_url,
+        access_key=server.access_key,
+        secret_key=server.secret_key,
+        disable_https=server.endpoint_url.startswith("http:"),
+        ca_cert=server.ca_certificate,
+        **settings,
+    )
+
+
 def s3_sync_storage(
     server: S3Endpoint,
     prefix: str,
@@ -128,13 +140,5 @@ def s3_sync_storage(
     bandwidth_limit: int = CopySettings().bandwidth_limit,
 ) -> SyncStorage:
     """The service's sync storage on `server`: one S3 entry whose buckets are named `<prefix><n>`."""
-    entry = S3Storage(
-        endpoint=server.endpoint_url,
-        access_key=server.access_key,
-        secret_key=server.secret_key,
-        disable_https=server.endpoint_url.startswith("http:"),
-        ca_cert=server.ca_certificate,
-        chunk_size=chunk_size,
-        bucket_prefix=prefix,
-    )
+    entry = s3_storage_entry(server, chunk_size=chunk_size, bucket_prefix=prefix)
     return SyncStorage(StorageSettings("sync", s3=(entry,)), buffer_limit, bandwidth_limit)
